@@ -1,0 +1,1 @@
+"""HTTP edges: routing, authentication, request parsing and JSON shapes. No business rules."""

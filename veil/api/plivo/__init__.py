@@ -1,0 +1,1 @@
+"""The Plivo-compatible API: /v1/Account/{auth_id}/..."""

@@ -1,0 +1,110 @@
+"""The Account and Subaccount resources, as Plivo's SDKs call them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from veil.api.plivo import schemas
+from veil.api.plivo.body import read_body
+from veil.api.plivo.deps import ContextDep, PrincipalDep, public_url
+from veil.api.plivo.shapes import account_object, api_id, meta
+from veil.api.responses import json_response
+from veil.domain import messages
+from veil.domain.errors import InvalidRequest
+from veil.domain.list_filters import parse_paging
+from veil.domain.session_params import normalize_keys
+from veil.service import accounts as service
+
+router = APIRouter(prefix="/v1/Account/{auth_id}", tags=["Accounts"], responses=schemas.ERRORS)
+
+
+@router.get("/", summary="Get your account")
+async def get_account(principal: PrincipalDep, auth_id: str) -> Response:
+    return json_response(
+        {
+            "api_id": api_id(),
+            "account_type": "standard",
+            "auth_id": principal.auth_id,
+            "name": principal.name,
+            "enabled": principal.enabled,
+            "created": principal.created_time.strftime("%Y-%m-%d"),
+            "resource_uri": f"/v1/Account/{auth_id}/",
+        }
+    )
+
+
+def _enabled(value: object) -> bool | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise InvalidRequest(messages.not_boolean("enabled"))
+
+
+@router.post("/Subaccount/", status_code=201, summary="Create a subaccount")
+async def create_subaccount(request: Request, ctx: ContextDep, principal: PrincipalDep) -> Response:
+    body = normalize_keys(await read_body(request))
+    if principal.is_subaccount:
+        raise InvalidRequest("A subaccount cannot create subaccounts.")
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidRequest(messages.missing("name"))
+    enabled = _enabled(body.get("enabled"))
+    sub = await service.create_account(
+        ctx,
+        name=name,
+        parent_auth_id=principal.auth_id,
+        enabled=True if enabled is None else enabled,
+    )
+    return json_response(
+        {
+            "api_id": api_id(),
+            "auth_id": sub.auth_id,
+            "auth_token": sub.auth_token,
+            "message": "created",
+        },
+        201,
+    )
+
+
+@router.get("/Subaccount/", summary="List subaccounts")
+async def list_subaccounts(
+    request: Request, ctx: ContextDep, principal: PrincipalDep, auth_id: str
+) -> Response:
+    limit, offset = parse_paging({k.lower(): v for k, v in request.query_params.items()})
+    found, total = await service.list_subaccounts(ctx, principal, limit=limit, offset=offset)
+    base = f"{public_url(request)}/v1/Account/{auth_id}/Subaccount/"
+    return json_response(
+        {
+            "api_id": api_id(),
+            "meta": meta(base=base, limit=limit, offset=offset, total=total, params={}),
+            "objects": [account_object(a, auth_id) for a in found],
+        }
+    )
+
+
+@router.get("/Subaccount/{subaccount}/", summary="Get a subaccount")
+async def get_subaccount(
+    subaccount: str, ctx: ContextDep, principal: PrincipalDep, auth_id: str
+) -> Response:
+    found = await service.get_subaccount(ctx, principal, subaccount)
+    return json_response({"api_id": api_id(), **account_object(found, auth_id)})
+
+
+@router.post("/Subaccount/{subaccount}/", status_code=202, summary="Rename or disable a subaccount")
+async def update_subaccount(
+    subaccount: str, request: Request, ctx: ContextDep, principal: PrincipalDep
+) -> Response:
+    body = normalize_keys(await read_body(request))
+    name = body.get("name")
+    await service.update_subaccount(
+        ctx,
+        principal,
+        subaccount,
+        name=name if isinstance(name, str) else None,
+        enabled=_enabled(body.get("enabled")),
+    )
+    return json_response({"api_id": api_id(), "message": "changed"}, 202)

@@ -1,0 +1,83 @@
+"""Every error of the Plivo-shaped API as ``{"api_id": ..., "error": message}``.
+
+Every SDK reads the ``error`` key as the exception message; Go treats an empty error
+body as success, so there is always a body (plivo-wire.md section 1, rule 8).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from veil.api.responses import json_response
+from veil.domain import messages
+from veil.domain.errors import VeilError
+
+log = logging.getLogger(__name__)
+
+_HTTP_MESSAGES = {404: messages.RESOURCE_NOT_FOUND, 405: messages.METHOD_NOT_ALLOWED}
+
+
+def error_response(status: int, message: str) -> Response:
+    response = json_response({"api_id": str(uuid.uuid4()), "error": message}, status)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Basic realm="Veil"'
+    return response
+
+
+async def _veil_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, VeilError)
+    return error_response(exc.status_hint, exc.message)
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, _HTTP_MESSAGES.get(exc.status_code, str(exc.detail)))
+
+
+async def _validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    name = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+    return error_response(400, f"Invalid parameter. {name}: {first.get('msg', 'invalid')}.")
+
+
+class CatchUnexpected:
+    """Answer a bug with Plivo's 500 body instead of letting it escape to the server,
+    which would also drop the keep-alive connection the SDK is about to reuse."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception:
+            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            await error_response(500, messages.INTERNAL_ERROR)(scope, receive, send)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(VeilError, _veil_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(CatchUnexpected)

@@ -1,0 +1,129 @@
+"""Masking session routes, current (``/Masking/Session/``) and legacy (``/Session/``).
+
+Both paths share these handlers; the profile picks the defaults and clamping of
+veil.domain.session_params.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from veil.api.plivo import schemas
+from veil.api.plivo.body import read_body
+from veil.api.plivo.deps import ContextDep, PrincipalDep, public_url
+from veil.api.plivo.shapes import api_id, meta, session_object, session_uri
+from veil.api.responses import json_response
+from veil.domain import messages
+from veil.domain.list_filters import parse_list_query
+from veil.domain.session_params import Profile, parse_create, parse_update
+from veil.service import sessions as service
+
+
+def session_router(profile: Profile) -> APIRouter:
+    legacy = profile is Profile.LEGACY
+    prefix = "/v1/Account/{auth_id}/" + ("Session" if legacy else "Masking/Session")
+    tag = "Masking sessions (legacy)" if legacy else "Masking sessions"
+    router = APIRouter(prefix=prefix, tags=[tag], responses=schemas.ERRORS)
+
+    @router.post(
+        "/",
+        status_code=201,
+        response_model=schemas.SessionCreated,
+        openapi_extra=schemas.json_body(schemas.SessionCreateBody),
+        summary="Create a session",
+        operation_id=f"create_session_{profile.value}",
+    )
+    async def create(request: Request, ctx: ContextDep, principal: PrincipalDep) -> Response:
+        spec = parse_create(await read_body(request), profile)
+        session = await service.create_session(ctx, principal, spec)
+        return json_response(
+            {
+                "api_id": api_id(),
+                "session_uuid": session.uuid,
+                "virtual_number": session.virtual_number,
+                "message": messages.SESSION_CREATED,
+                "session": session_object(session, ctx.clock.now()),
+            },
+            201,
+        )
+
+    @router.get(
+        "/",
+        response_model=schemas.SessionList,
+        summary="List sessions",
+        operation_id=f"list_sessions_{profile.value}",
+    )
+    async def list_(
+        request: Request, ctx: ContextDep, principal: PrincipalDep, auth_id: str
+    ) -> Response:
+        now = ctx.clock.now()
+        filters = parse_list_query(request.query_params.multi_items(), now)
+        found, total = await service.list_sessions(ctx, principal, filters)
+        objects: list[dict[str, Any]] = []
+        for session in found:
+            obj = session_object(session, now)
+            obj["resource_uri"] = session_uri(auth_id, session.uuid, legacy=legacy)
+            objects.append(obj)
+        base = public_url(request) + prefix.replace("{auth_id}", auth_id) + "/"
+        return json_response(
+            {
+                "api_id": api_id(),
+                "response": {
+                    "meta": meta(
+                        base=base,
+                        limit=filters.limit,
+                        offset=filters.offset,
+                        total=total,
+                        params=filters.echo,
+                    ),
+                    "objects": objects,
+                },
+            }
+        )
+
+    @router.get(
+        "/{session_uuid}/",
+        response_model=schemas.SessionGot,
+        summary="Get a session",
+        operation_id=f"get_session_{profile.value}",
+    )
+    async def get(session_uuid: str, ctx: ContextDep, principal: PrincipalDep) -> Response:
+        session = await service.get_session(ctx, principal, session_uuid)
+        return json_response(
+            {"api_id": api_id(), "response": session_object(session, ctx.clock.now())}
+        )
+
+    @router.post(
+        "/{session_uuid}/",
+        response_model=schemas.SessionUpdated,
+        openapi_extra=schemas.json_body(schemas.SessionUpdateBody),
+        summary="Update a session",
+        operation_id=f"update_session_{profile.value}",
+    )
+    async def update(
+        session_uuid: str, request: Request, ctx: ContextDep, principal: PrincipalDep
+    ) -> Response:
+        changes = parse_update(await read_body(request), profile)
+        session = await service.update_session(ctx, principal, session_uuid, changes)
+        return json_response(
+            {
+                "api_id": api_id(),
+                "message": messages.SESSION_UPDATED,
+                "session": session_object(session, ctx.clock.now()),
+            }
+        )
+
+    @router.delete(
+        "/{session_uuid}/",
+        response_model=schemas.Message,
+        summary="Expire a session (no hard deletion)",
+        operation_id=f"expire_session_{profile.value}",
+    )
+    async def expire(session_uuid: str, ctx: ContextDep, principal: PrincipalDep) -> Response:
+        await service.expire_session(ctx, principal, session_uuid)
+        return json_response({"api_id": api_id(), "message": messages.SESSION_EXPIRED})
+
+    return router

@@ -1,0 +1,117 @@
+"""Plivo's JSON shapes for sessions, numbers and accounts (plivo-wire.md sections 5-7).
+
+Types follow Go's structs, the strictest SDK: integers for amounts and PIN settings,
+real booleans, ``interaction`` null or an array. Numbers inside objects have no ``+``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from veil.domain.accounts import Account
+from veil.domain.numbers import VirtualNumber
+from veil.domain.phone import country_name
+from veil.domain.session import Session
+from veil.domain.session_params import SETTINGS_FIELDS
+from veil.domain.timefmt import format_time
+
+
+def api_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _digits(e164: str) -> str:
+    return e164.lstrip("+")
+
+
+def session_object(session: Session, now: datetime) -> dict[str, Any]:
+    settings = session.settings
+    obj: dict[str, Any] = {
+        "session_uuid": session.uuid,
+        "first_party": _digits(session.first_party),
+        "second_party": _digits(session.second_party),
+        "virtual_number": _digits(session.virtual_number),
+        "status": session.status_at(now).value,
+        "created_time": format_time(session.created_time),
+        "modified_time": format_time(session.modified_time),
+        "expiry_time": format_time(session.expiry_time),
+        "duration": session.duration,
+        "amount": 0,
+        "interaction": None,
+        "total_call_amount": 0,
+        "total_call_count": session.total_call_count,
+        "total_call_billed_duration": session.total_call_billed_duration,
+        "total_session_amount": 0,
+        "last_interaction_time": (
+            format_time(session.last_interaction_time) if session.last_interaction_time else ""
+        ),
+        "subaccount": session.subaccount,
+    }
+    for name in SETTINGS_FIELDS:
+        obj[name] = getattr(settings, name)
+    return obj
+
+
+def session_uri(auth_id: str, session_uuid: str, *, legacy: bool = False) -> str:
+    middle = "Session" if legacy else "Masking/Session"
+    return f"/v1/Account/{auth_id}/{middle}/{session_uuid}/"
+
+
+def meta(
+    *, base: str, limit: int, offset: int, total: int, params: dict[str, str]
+) -> dict[str, Any]:
+    """The list ``meta`` block; ``next``/``previous`` keep the caller's filters."""
+
+    def page(at: int) -> str:
+        return base + "?" + urlencode({**params, "limit": limit, "offset": at})
+
+    return {
+        "limit": limit,
+        "offset": offset,
+        "total_count": total,
+        "next": page(offset + limit) if offset + limit < total else None,
+        "previous": page(max(offset - limit, 0)) if offset > 0 else None,
+    }
+
+
+def number_object(number: VirtualNumber, auth_id: str) -> dict[str, Any]:
+    digits = _digits(number.e164)
+    return {
+        "number": digits,
+        "alias": number.alias,
+        "added_on": number.added_time.strftime("%Y-%m-%d"),
+        "active": True,
+        "application": None,
+        "carrier": number.carrier,
+        "region": number.region,
+        "country": country_name(number.e164),
+        "country_iso": number.country,
+        "number_type": number.number_type,
+        "monthly_rental_rate": "0.00000",
+        "voice_enabled": True,
+        "voice_rate": "0.00000",
+        "sms_enabled": False,
+        "sms_rate": "0.00000",
+        "mms_enabled": False,
+        "mms_rate": "0.00000",
+        "sub_account": number.subaccount or None,
+        "reserved": number.reserved,
+        "resource_uri": f"/v1/Account/{auth_id}/Number/{digits}/",
+    }
+
+
+def account_object(account: Account, main_auth_id: str) -> dict[str, Any]:
+    """A subaccount as Plivo's Subaccount resource shows it."""
+    return {
+        "auth_id": account.auth_id,
+        "auth_token": account.auth_token,
+        "name": account.name,
+        "enabled": account.enabled,
+        "account": f"/v1/Account/{main_auth_id}/",
+        "created": account.created_time.strftime("%Y-%m-%d"),
+        "modified": account.modified_time.strftime("%Y-%m-%d"),
+        "resource_uri": f"/v1/Account/{main_auth_id}/Subaccount/{account.auth_id}/",
+    }

@@ -1,0 +1,63 @@
+"""Wiring: build the application from settings (one process: API and background work)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from veil import __version__
+from veil.api import health
+from veil.api.paths import NormalizePlivoPaths
+from veil.api.plivo import accounts, numbers
+from veil.api.plivo.errors import install_error_handlers
+from veil.api.plivo.sessions import session_router
+from veil.clock import Clock, SystemClock
+from veil.config import Settings
+from veil.domain.session_params import Profile
+from veil.service import sweeper
+from veil.service.accounts import Authenticator
+from veil.service.context import ServiceContext
+from veil.store.db import Database
+
+
+def build_app(
+    settings: Settings, *, clock: Clock | None = None, background: bool = True
+) -> FastAPI:
+    """The ASGI application. ``background=False`` leaves the sweeper off (tests drive
+    it by hand)."""
+    db = Database(settings.database_url)
+    ctx = ServiceContext(db=db, clock=clock or SystemClock())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(sweeper.run_forever(ctx))] if background else []
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await db.dispose()
+
+    app = FastAPI(
+        title="Veil",
+        version=__version__,
+        description="Self-hosted number masking with a Plivo-compatible Masking Session API.",
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.state.ctx = ctx
+    app.state.authenticator = Authenticator(ctx)
+    app.state.public_url = settings.public_url
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(session_router(Profile.CURRENT))
+    app.include_router(session_router(Profile.LEGACY))
+    app.include_router(numbers.router)
+    app.include_router(accounts.router)
+    app.add_middleware(NormalizePlivoPaths)
+    return app

@@ -1,0 +1,108 @@
+"""Settings: environment variables (``VEIL_*``) over an optional TOML file over defaults.
+
+The names are the operator's contract (DESIGN.md): add, never rename.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+from pydantic import field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """``127.0.0.1:8000`` or ``[::1]:8000`` to (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise ValueError(f"expected host:port, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VEIL_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./veil.db"
+    http_listen: str = "127.0.0.1:8000"
+    public_url: str = "http://127.0.0.1:8000"
+    sip_listen: str = "127.0.0.1:5060"
+    trunk_outbound: str | None = None
+    trunk_username: str | None = None
+    trunk_password: str | None = None
+    trunk_allow: str = "127.0.0.1/32"
+    media: str = "auto"
+    recordings_dir: Path = Path("./recordings")
+    log_level: str = "info"
+
+    # Set by load_settings(); not an environment variable.
+    config_file: Path | None = None
+
+    @field_validator("http_listen", "sip_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        split_host_port(value)
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("VEIL_PUBLIC_URL must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "VEIL_DATABASE_URL must be sqlite+aiosqlite:///PATH or postgresql+asyncpg://..."
+            )
+        return value
+
+    @field_validator("trunk_allow")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)
+        return value
+
+    @field_validator("media")
+    @classmethod
+    def _media(cls, value: str) -> str:
+        if value not in ("auto", "off") and not value.startswith("udp:"):
+            raise ValueError("VEIL_MEDIA must be auto, off or udp:host:port[,...]")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments, then the environment, then the TOML file (if any).
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``overrides``, the environment, then ``config_file`` (TOML, keys
+    without the ``VEIL_`` prefix, e.g. ``database_url = "..."``), then defaults."""
+    if config_file is None:
+        return Settings(**overrides)
+    if not config_file.is_file():
+        raise FileNotFoundError(f"config file not found: {config_file}")
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(env_prefix="VEIL_", extra="ignore", toml_file=config_file)
+
+    return FileSettings(config_file=config_file, **overrides)

@@ -1,0 +1,469 @@
+"""Masking session parameters: defaults, ranges, parsing and validation.
+
+This is the one place where Plivo's rules for session attributes live (seeds 000, 001,
+002 and 004; plivo-wire.md sections 1 and 4). The API layer hands over the request body
+as a dict; what comes back is either a typed value or an ``InvalidRequest`` carrying
+Plivo's message.
+
+Leniency, because real SDKs send it (plivo-wire.md section 1): keys in any case, unknown
+keys ignored, numbers and booleans as strings, ``null`` or ``""`` meaning "not given",
+and ``0`` meaning "use the default" for the time attributes (Go and Java always send 0).
+
+Two profiles: the current ``/Masking/Session/`` API rejects an out-of-range value; the
+legacy ``/Session/`` API has its own defaults and clamps ``call_time_limit`` as its page
+documents (invalid: default; below min: min; above max: max).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from veil.domain import messages
+from veil.domain.errors import InvalidRequest
+from veil.domain.phone import E164, parse_e164
+
+
+class Profile(enum.Enum):
+    CURRENT = "current"  # /v1/Account/{auth_id}/Masking/Session/
+    LEGACY = "legacy"  # /v1/Account/{auth_id}/Session/
+
+
+@dataclass(frozen=True, slots=True)
+class IntRule:
+    """An integer attribute: its default and inclusive range."""
+
+    default: int
+    low: int
+    high: int
+    zero_is_default: bool = True  # 0 means "not given" (Go and Java send 0 for unset)
+    clamp: bool = False  # legacy: out of range is pulled into range, junk gives the default
+
+
+MAX_URL_LENGTH = 1000  # characters; seed 000: "The max URL length can be 1000"
+
+SESSION_EXPIRY = {
+    Profile.CURRENT: IntRule(3600, 60, 86400),
+    Profile.LEGACY: IntRule(1800, 60, 86400),
+}
+CALL_TIME_LIMIT = {
+    Profile.CURRENT: IntRule(3600, 60, 86400),
+    Profile.LEGACY: IntRule(14400, 60, 86400, clamp=True),
+}
+RING_TIMEOUT = IntRule(120, 5, 300)
+GENERATE_PIN_LENGTH = IntRule(4, 4, 15)
+PIN_RETRY = IntRule(1, 0, 5, zero_is_default=False)
+PIN_RETRY_WAIT = IntRule(5, 5, 10)
+COOLOFF_PERIOD = IntRule(0, 0, 3600, zero_is_default=False)
+PIN_LENGTH = (4, 15)  # digits
+# Legacy sessions were never geomatched: the legacy API predates the attribute.
+GEOMATCH_DEFAULT = {Profile.CURRENT: True, Profile.LEGACY: False}
+
+RECORD_FILE_FORMATS = ("mp3", "wav")
+HTTP_METHODS = ("GET", "POST")
+AUDIO_SUFFIXES = (".mp3", ".wav")
+
+# Other names SDKs put on the wire for the same attribute (plivo-wire.md sections 3-4):
+# docs pages say is_pin_authentication, Java's Jackson adds pin_authentication_required,
+# Node's lodash turns subAccount/geoMatch into sub_account/geo_match.
+KEY_ALIASES = {
+    "is_pin_authentication": "is_pin_authentication_required",
+    "pin_authentication_required": "is_pin_authentication_required",
+    "sub_account": "subaccount",
+    "geo_match": "geomatch",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """Everything a client configures on a session besides the parties and its expiry."""
+
+    call_time_limit: int
+    ring_timeout: int = RING_TIMEOUT.default
+    record: bool = False
+    record_file_format: str = "mp3"
+    recording_callback_url: str = ""
+    recording_callback_method: str = "POST"
+    callback_url: str = ""
+    callback_method: str = "POST"
+    initiate_call_to_first_party: bool = False
+    first_party_play_url: str = ""
+    second_party_play_url: str = ""
+    is_pin_authentication_required: bool = False
+    generate_pin: bool = False
+    generate_pin_length: int = GENERATE_PIN_LENGTH.default
+    first_party_pin: str = ""
+    second_party_pin: str = ""
+    pin_prompt_play: str = ""
+    pin_retry: int = PIN_RETRY.default
+    pin_retry_wait: int = PIN_RETRY_WAIT.default
+    incorrect_pin_play: str = ""
+    unknown_caller_play: str = ""
+    geomatch: bool = True
+    force_pin_authentication: bool = False
+    create_session_with_single_party: bool = False
+    virtual_number_cooloff_period: int = COOLOFF_PERIOD.default
+
+
+SETTINGS_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(SessionSettings))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRequest:
+    """A validated create request."""
+
+    first_party: E164 | None
+    second_party: E164 | None
+    session_expiry: int
+    subaccount: str | None
+    settings: SessionSettings
+
+    @property
+    def pins_claimed(self) -> bool:
+        """Whether this session's PINs must be unique on its virtual number."""
+        return self.settings.is_pin_authentication_required
+
+
+# Attributes that may not change on an active session (seeds 001 and 004), then the
+# create-only ones the update page does not list as updatable.
+IMMUTABLE = (
+    "first_party",
+    "second_party",
+    "initiate_call_to_first_party",
+    "is_pin_authentication_required",
+    "pin_prompt_play",
+    "pin_retry",
+    "pin_retry_wait",
+    "incorrect_pin_play",
+    "unknown_caller_play",
+    "geomatch",
+    "subaccount",
+    "generate_pin",
+    "generate_pin_length",
+    "first_party_pin",
+    "second_party_pin",
+    "force_pin_authentication",
+    "virtual_number_cooloff_period",
+)
+UPDATABLE = (
+    "record",
+    "recording_callback_url",
+    "record_file_format",
+    "recording_callback_method",
+    "session_expiry",
+    "call_time_limit",
+    "callback_url",
+    "callback_method",
+    "ring_timeout",
+    "first_party_play_url",
+    "second_party_play_url",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpdate:
+    """A validated update request: only what the client gave."""
+
+    settings: dict[str, Any] = field(default_factory=dict)  # SessionSettings field -> value
+    session_expiry: int | None = None
+    first_party: E164 | None = None
+    second_party: E164 | None = None
+    # Immutable attributes the client sent, to be compared with the session's values.
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+
+def normalize_keys(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Lower-case every key and map SDK aliases to the documented name.
+
+    A documented key wins over an alias of it. ``None`` values are dropped: JSON null
+    means "not given".
+    """
+    out: dict[str, Any] = {}
+    aliased: dict[str, Any] = {}
+    for key, value in body.items():
+        if value is None or not isinstance(key, str):
+            continue
+        name = key.strip().lower()
+        if name in KEY_ALIASES:
+            aliased[KEY_ALIASES[name]] = value
+        else:
+            out[name] = value
+    for name, value in aliased.items():
+        out.setdefault(name, value)
+    return out
+
+
+class _Reader:
+    """Reads typed attributes out of a normalised body, raising Plivo's messages."""
+
+    def __init__(self, body: Mapping[str, Any]) -> None:
+        self.body = body
+
+    def given(self, name: str) -> bool:
+        value = self.body.get(name)
+        return value is not None and value != ""
+
+    def phone(self, name: str) -> E164 | None:
+        if not self.given(name):
+            return None
+        number = parse_e164(self.body[name])
+        if number is None:
+            raise InvalidRequest(messages.invalid_phone(name))
+        return number
+
+    def boolean(self, name: str, default: bool) -> bool:
+        if not self.given(name):
+            return default
+        value = self.body[name]
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise InvalidRequest(messages.not_boolean(name))
+
+    def integer(self, name: str, rule: IntRule) -> int:
+        if not self.given(name):
+            return rule.default
+        value = _to_int(self.body[name])
+        if value is None:
+            if rule.clamp:
+                return rule.default
+            raise InvalidRequest(messages.not_integer(name))
+        if value == 0 and rule.zero_is_default:
+            return rule.default
+        if rule.low <= value <= rule.high:
+            return value
+        if rule.clamp:
+            return min(max(value, rule.low), rule.high)
+        raise InvalidRequest(messages.out_of_range(name))
+
+    def text(self, name: str) -> str:
+        value = self.body.get(name, "")
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise InvalidRequest(messages.not_text(name))
+        return str(value).strip()
+
+    def url(self, name: str, *, audio: bool = False) -> str:
+        text = self.text(name)
+        if not text:
+            return ""
+        if len(text) > MAX_URL_LENGTH:
+            raise InvalidRequest(messages.url_too_long(name))
+        if not is_http_url(text):
+            raise InvalidRequest(messages.not_url(name))
+        if audio and not urlsplit(text).path.lower().endswith(AUDIO_SUFFIXES):
+            raise InvalidRequest(messages.not_audio_url(name))
+        return text
+
+    def method(self, name: str) -> str:
+        text = self.text(name).upper()
+        if not text:
+            return "POST"
+        if text not in HTTP_METHODS:
+            raise InvalidRequest(messages.not_method(name))
+        return text
+
+    def record_file_format(self) -> str:
+        text = self.text("record_file_format").lower()
+        if not text:
+            return "mp3"
+        if text not in RECORD_FILE_FORMATS:
+            raise InvalidRequest(messages.RECORD_FILE_FORMAT)
+        return text
+
+    def pin(self, name: str) -> str:
+        text = self.text(name)
+        low, high = PIN_LENGTH
+        if text and not (text.isascii() and text.isdigit() and low <= len(text) <= high):
+            raise InvalidRequest(messages.not_pin(name))
+        return text
+
+
+def _to_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("+-").isdigit() and text.isascii():
+            return int(text)
+    return None
+
+
+def is_http_url(text: str) -> bool:
+    """An absolute http or https URL with a host and no whitespace."""
+    if any(ch.isspace() for ch in text):
+        return False
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
+def parse_create(body: Mapping[str, Any], profile: Profile) -> SessionRequest:
+    """Validate a create body; raise ``InvalidRequest`` with Plivo's message on the first fault.
+
+    Checks run in the order of Plivo's error list: parties first, then expiry, call time
+    limit, recording, and the rest.
+    """
+    read = _Reader(normalize_keys(body))
+    single = read.boolean("create_session_with_single_party", False)
+    first = read.phone("first_party")
+    second = read.phone("second_party")
+    if single:
+        if first is None and second is None:
+            raise InvalidRequest(messages.ONE_PARTY_MISSING)
+    else:
+        if first is None:
+            raise InvalidRequest(messages.missing("first_party"))
+        if second is None:
+            raise InvalidRequest(messages.missing("second_party"))
+    if first is not None and first == second:
+        raise InvalidRequest(messages.SAME_PARTY)
+
+    session_expiry = read.integer("session_expiry", SESSION_EXPIRY[profile])
+    call_time_limit = read.integer("call_time_limit", CALL_TIME_LIMIT[profile])
+    record = read.boolean("record", False)
+    record_file_format = read.record_file_format()
+    recording_callback_url = read.url("recording_callback_url")
+    recording_callback_method = read.method("recording_callback_method")
+
+    pin_required = read.boolean("is_pin_authentication_required", False)
+    generate_pin = read.boolean("generate_pin", False)
+    generate_pin_length = read.integer("generate_pin_length", GENERATE_PIN_LENGTH)
+    first_pin = read.pin("first_party_pin")
+    second_pin = read.pin("second_party_pin")
+    pin_prompt_play = read.url("pin_prompt_play", audio=True)
+    if pin_required:
+        if not pin_prompt_play:
+            raise InvalidRequest(messages.missing("pin_prompt_play"))
+        if not generate_pin:
+            if not first_pin:
+                raise InvalidRequest(messages.missing("first_party_pin"))
+            if not second_pin:
+                raise InvalidRequest(messages.missing("second_party_pin"))
+    if first_pin and first_pin == second_pin:
+        raise InvalidRequest(messages.PINS_EQUAL)
+
+    subaccount = read.text("subaccount") or None
+    settings = SessionSettings(
+        call_time_limit=call_time_limit,
+        ring_timeout=read.integer("ring_timeout", RING_TIMEOUT),
+        record=record,
+        record_file_format=record_file_format,
+        recording_callback_url=recording_callback_url,
+        recording_callback_method=recording_callback_method,
+        callback_url=read.url("callback_url"),
+        callback_method=read.method("callback_method"),
+        initiate_call_to_first_party=read.boolean("initiate_call_to_first_party", False),
+        first_party_play_url=read.url("first_party_play_url"),
+        second_party_play_url=read.url("second_party_play_url"),
+        is_pin_authentication_required=pin_required,
+        generate_pin=generate_pin,
+        generate_pin_length=generate_pin_length,
+        first_party_pin=first_pin,
+        second_party_pin=second_pin,
+        pin_prompt_play=pin_prompt_play,
+        pin_retry=read.integer("pin_retry", PIN_RETRY),
+        pin_retry_wait=read.integer("pin_retry_wait", PIN_RETRY_WAIT),
+        incorrect_pin_play=read.url("incorrect_pin_play", audio=True),
+        unknown_caller_play=read.url("unknown_caller_play", audio=True),
+        geomatch=read.boolean("geomatch", GEOMATCH_DEFAULT[profile]),
+        force_pin_authentication=read.boolean("force_pin_authentication", False),
+        create_session_with_single_party=single,
+        virtual_number_cooloff_period=read.integer("virtual_number_cooloff_period", COOLOFF_PERIOD),
+    )
+    return SessionRequest(first, second, session_expiry, subaccount, settings)
+
+
+def parse_update(body: Mapping[str, Any], profile: Profile) -> SessionUpdate:
+    """Validate an update body. Only attributes the client gave appear in the result.
+
+    ``0`` for a time attribute means "not given" (Java always sends it), so it changes
+    nothing. ``create_session_with_single_party`` and ``session_uuid`` are ignored:
+    SDKs send them on every update.
+    """
+    normalized = normalize_keys(body)
+    read = _Reader(normalized)
+    settings: dict[str, Any] = {}
+    for name in UPDATABLE:
+        if not read.given(name) or name == "session_expiry":
+            continue
+        if name == "record":
+            settings[name] = read.boolean(name, False)
+        elif name == "record_file_format":
+            settings[name] = read.record_file_format()
+        elif name.endswith("_method"):
+            settings[name] = read.method(name)
+        elif name.endswith("_url"):
+            settings[name] = read.url(name)
+        else:
+            rule = CALL_TIME_LIMIT[profile] if name == "call_time_limit" else RING_TIMEOUT
+            if _to_int(normalized[name]) == 0:
+                continue
+            settings[name] = read.integer(name, rule)
+    # Callback URLs may be cleared with "": given() is False for "", so look again.
+    for name in (
+        "callback_url",
+        "recording_callback_url",
+        "first_party_play_url",
+        "second_party_play_url",
+    ):
+        if normalized.get(name) == "":
+            settings[name] = ""
+
+    session_expiry = None
+    if read.given("session_expiry") and _to_int(normalized["session_expiry"]) != 0:
+        session_expiry = read.integer("session_expiry", SESSION_EXPIRY[profile])
+
+    fixed: dict[str, Any] = {}
+    for name in IMMUTABLE:
+        if name in ("first_party", "second_party") or not read.given(name):
+            continue
+        fixed[name] = _read_fixed(read, name)
+    return SessionUpdate(
+        settings=settings,
+        session_expiry=session_expiry,
+        first_party=read.phone("first_party"),
+        second_party=read.phone("second_party"),
+        fixed=fixed,
+    )
+
+
+def _read_fixed(read: _Reader, name: str) -> Any:
+    if name in (
+        "initiate_call_to_first_party",
+        "is_pin_authentication_required",
+        "geomatch",
+        "generate_pin",
+        "force_pin_authentication",
+    ):
+        return read.boolean(name, False)
+    if name in (
+        "pin_retry",
+        "pin_retry_wait",
+        "generate_pin_length",
+        "virtual_number_cooloff_period",
+    ):
+        value = _to_int(read.body[name])
+        if value is None:
+            raise InvalidRequest(messages.not_integer(name))
+        return value
+    if name.endswith("_pin"):
+        return read.pin(name)
+    if name == "subaccount":
+        return read.text(name)
+    return read.url(name, audio=True)
+
+
+def apply_settings(settings: SessionSettings, changes: Mapping[str, Any]) -> SessionSettings:
+    """The settings after an update."""
+    return replace(settings, **changes)

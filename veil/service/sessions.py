@@ -1,0 +1,247 @@
+"""Masking sessions: create (with number allocation), read, list, update, expire."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from veil.domain import messages
+from veil.domain.accounts import Account
+from veil.domain.allocator import CANDIDATES, choose_number, claim_keys, party_key
+from veil.domain.errors import InvalidRequest, NotFound
+from veil.domain.ids import new_uuid
+from veil.domain.list_filters import SessionFilter
+from veil.domain.pins import generate_pin_pair
+from veil.domain.session import Session, Status, session_duration
+from veil.domain.session_params import (
+    SETTINGS_FIELDS,
+    SessionRequest,
+    SessionSettings,
+    SessionUpdate,
+)
+from veil.service.context import ServiceContext
+from veil.store import accounts as account_repo
+from veil.store import claims
+from veil.store import sessions as repo
+
+# Allocation retries when a concurrent transaction took a claim first (PostgreSQL only:
+# SQLite writers are serial). Each retry sees the winner's claims and avoids them.
+MAX_ALLOCATION_ATTEMPTS = 8
+
+
+class _ClaimLost(Exception):
+    """A concurrent session claimed one of our keys first; roll back and retry."""
+
+
+async def _owner(ctx: ServiceContext, principal: Account, subaccount: str | None) -> Account:
+    """The account a new session belongs to: the principal, or its named subaccount."""
+    if not subaccount or subaccount == principal.auth_id:
+        return principal
+    if principal.is_subaccount:
+        raise InvalidRequest(messages.SUBACCOUNT_NOT_FOUND)
+    async with ctx.db.read() as conn:
+        sub = await account_repo.get_by_auth_id(conn, subaccount)
+    if sub is None or sub.parent_id != principal.id or not sub.enabled:
+        raise InvalidRequest(messages.SUBACCOUNT_NOT_FOUND)
+    return sub
+
+
+def _lock_key(main_account_id: int, key: str) -> str:
+    return f"{main_account_id}/{key}"
+
+
+async def create_session(
+    ctx: ServiceContext, principal: Account, request: SessionRequest
+) -> Session:
+    """Allocate a virtual number and store the session; ``InvalidRequest`` with Plivo's
+    "Number pool exhausted or not available." when no number satisfies the rules."""
+    owner = await _owner(ctx, principal, request.subaccount)
+    parties = [p.value for p in (request.first_party, request.second_party) if p is not None]
+    anchor = request.first_party or request.second_party
+    assert anchor is not None  # parse_create guarantees a party
+    country = anchor.country if request.settings.geomatch else None
+    main_id = owner.main_account_id
+
+    for _ in range(MAX_ALLOCATION_ATTEMPTS):
+        settings = request.settings
+        if settings.is_pin_authentication_required and settings.generate_pin:
+            first_pin, second_pin = generate_pin_pair(settings.generate_pin_length)
+            settings = replace(settings, first_party_pin=first_pin, second_party_pin=second_pin)
+        pins = (
+            [settings.first_party_pin, settings.second_party_pin]
+            if settings.is_pin_authentication_required
+            else []
+        )
+        keys = claim_keys(parties, pins)
+        try:
+            async with ctx.db.write() as conn:
+                # Sessions sharing a party compete for the same numbers: serialise them.
+                await ctx.db.lock_keys(conn, [_lock_key(main_id, party_key(p)) for p in parties])
+                now = ctx.clock.now()
+                sticky = None
+                if len(parties) == 2:
+                    sticky = await repo.sticky_number(
+                        conn, main_account_id=main_id, first=parties[0], second=parties[1]
+                    )
+                candidates = await repo.free_numbers(
+                    conn,
+                    account_id=main_id,
+                    subaccount_id=owner.id if owner.is_subaccount else None,
+                    country=country,
+                    keys=keys,
+                    now=now,
+                    prefer=sticky,
+                    limit=CANDIDATES,
+                )
+                chosen = choose_number([c[0] for c in candidates], sticky)
+                if chosen is None:
+                    raise InvalidRequest(messages.POOL_EXHAUSTED)
+                virtual_number = dict(candidates)[chosen]
+                expiry = now + timedelta(seconds=request.session_expiry)
+                session = await repo.insert_session(
+                    conn,
+                    {
+                        "uuid": new_uuid(),
+                        "account_id": owner.id,
+                        "main_account_id": main_id,
+                        "subaccount": owner.auth_id if owner.is_subaccount else "",
+                        "number_id": chosen,
+                        "virtual_number": virtual_number,
+                        "first_party": request.first_party.value if request.first_party else "",
+                        "second_party": request.second_party.value if request.second_party else "",
+                        "status": Status.ACTIVE.value,
+                        "created_time": now,
+                        "modified_time": now,
+                        "expiry_time": expiry,
+                        "duration": session_duration(now, expiry),
+                        **_settings_values(settings),
+                    },
+                )
+                if not await claims.claim(
+                    conn,
+                    number_id=chosen,
+                    keys=keys,
+                    session_id=session.id,
+                    busy_until=session.busy_until(),
+                    now=now,
+                ):
+                    raise _ClaimLost
+                return session
+        except _ClaimLost:
+            continue
+    raise InvalidRequest(messages.POOL_EXHAUSTED)
+
+
+def _settings_values(settings: SessionSettings) -> dict[str, object]:
+    return {name: getattr(settings, name) for name in SETTINGS_FIELDS}
+
+
+def _visible(principal: Account, session: Session) -> bool:
+    if principal.is_subaccount:
+        return session.account_id == principal.id
+    return session.main_account_id == principal.id
+
+
+async def get_session(ctx: ServiceContext, principal: Account, uuid: str) -> Session:
+    async with ctx.db.read() as conn:
+        session = await repo.get_session(conn, uuid)
+    if session is None or not _visible(principal, session):
+        raise NotFound(messages.SESSION_NOT_FOUND)
+    return session
+
+
+async def list_sessions(
+    ctx: ServiceContext, principal: Account, filters: SessionFilter
+) -> tuple[list[Session], int]:
+    """The principal's sessions; a main account sees its subaccounts' too, or one
+    subaccount's with the ``subaccount`` filter."""
+    account_id: int | None = principal.id if principal.is_subaccount else None
+    if filters.subaccount and filters.subaccount != principal.auth_id:
+        if principal.is_subaccount:
+            raise InvalidRequest(messages.SUBACCOUNT_NOT_FOUND)
+        async with ctx.db.read() as conn:
+            sub = await account_repo.get_by_auth_id(conn, filters.subaccount)
+        if sub is None or sub.parent_id != principal.id:
+            raise InvalidRequest(messages.SUBACCOUNT_NOT_FOUND)
+        account_id = sub.id
+    async with ctx.db.read() as conn:
+        return await repo.list_sessions(
+            conn,
+            main_account_id=principal.main_account_id,
+            account_id=account_id,
+            filters=filters,
+            now=ctx.clock.now(),
+        )
+
+
+async def update_session(
+    ctx: ServiceContext, principal: Account, uuid: str, update: SessionUpdate
+) -> Session:
+    async with ctx.db.write() as conn:
+        session = await repo.get_session(conn, uuid)
+        if session is None or not _visible(principal, session):
+            raise NotFound(messages.SESSION_NOT_FOUND)
+        now = ctx.clock.now()
+        if session.status_at(now) is Status.EXPIRED:
+            raise InvalidRequest(messages.ALREADY_EXPIRED)
+        for name, value in update.fixed.items():
+            current = (
+                session.subaccount if name == "subaccount" else getattr(session.settings, name)
+            )
+            if value != current:
+                raise InvalidRequest(messages.immutable(name))
+
+        values: dict[str, object] = dict(update.settings)
+        for name, other in (("first_party", "second_party"), ("second_party", "first_party")):
+            new = getattr(update, name)
+            old = getattr(session, name)
+            if new is None or new.value == old:
+                continue
+            if not session.settings.create_session_with_single_party:
+                raise InvalidRequest(messages.immutable(name))
+            if new.value == values.get(other, getattr(session, other)):
+                raise InvalidRequest(messages.SAME_PARTY)
+            await ctx.db.lock_keys(conn, [_lock_key(session.main_account_id, party_key(new.value))])
+            if old:
+                await claims.release(conn, session.id, party_key(old))
+            if session.number_id is None or not await claims.claim(
+                conn,
+                number_id=session.number_id,
+                keys=[party_key(new.value)],
+                session_id=session.id,
+                busy_until=session.busy_until(),
+                now=now,
+            ):
+                raise InvalidRequest(messages.party_busy(name))
+            values[name] = new.value
+
+        if update.session_expiry is not None:
+            expiry = now + timedelta(seconds=update.session_expiry)
+            values["expiry_time"] = expiry
+            values["duration"] = session_duration(session.created_time, expiry)
+        values["modified_time"] = now
+        session = await repo.update_session(conn, session.id, values)
+        await claims.set_busy_until(conn, session.id, session.busy_until())
+        return session
+
+
+async def expire_session(ctx: ServiceContext, principal: Account, uuid: str) -> Session:
+    """Plivo's delete: no hard deletion, the session is marked expired now."""
+    async with ctx.db.write() as conn:
+        session = await repo.get_session(conn, uuid)
+        if session is None or not _visible(principal, session):
+            raise NotFound(messages.SESSION_NOT_FOUND)
+        now = ctx.clock.now()
+        if session.status_at(now) is Status.EXPIRED:
+            raise InvalidRequest(messages.ALREADY_EXPIRED)
+        session = await repo.update_session(
+            conn,
+            session.id,
+            {
+                "status": Status.EXPIRED.value,
+                "expiry_time": now,
+                "modified_time": now,
+            },
+        )
+        await claims.set_busy_until(conn, session.id, session.busy_until())
+        return session

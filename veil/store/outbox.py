@@ -1,0 +1,43 @@
+"""The transactional outbox: callbacks stored with the change they report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import orjson
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from veil.domain.events import Callback
+from veil.domain.ids import new_uuid
+from veil.store.tables import outbox
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    *,
+    account_id: int,
+    session_id: int | None,
+    sequence: int,
+    callback: Callback,
+    now: datetime,
+) -> str:
+    """Store one callback for delivery; returns its event id."""
+    event_id = new_uuid()
+    await conn.execute(
+        insert(outbox).values(
+            event_id=event_id,
+            account_id=account_id,
+            session_id=session_id,
+            sequence=sequence,
+            event=callback.event,
+            url=callback.url,
+            method=callback.method,
+            payload=orjson.dumps(callback.params).decode(),
+            status="pending",
+            attempts=0,
+            next_attempt_time=now,
+            created_time=now,
+        )
+    )
+    return event_id

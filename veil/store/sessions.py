@@ -1,0 +1,202 @@
+"""Session repository, including the queries behind allocation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+
+from veil.domain.list_filters import Bound, Op, SessionFilter
+from veil.domain.session import Session, Status
+from veil.domain.session_params import SETTINGS_FIELDS, SessionSettings
+from veil.store.tables import number_claims, numbers, sessions
+
+_SETTINGS_COLUMNS = [sessions.c[name] for name in SETTINGS_FIELDS]
+_BASE_FIELDS = (
+    "id",
+    "uuid",
+    "account_id",
+    "main_account_id",
+    "subaccount",
+    "number_id",
+    "virtual_number",
+    "first_party",
+    "second_party",
+    "created_time",
+    "modified_time",
+    "expiry_time",
+    "duration",
+    "total_call_count",
+    "total_call_billed_duration",
+    "last_interaction_time",
+)
+
+
+def session_from_row(row: Any) -> Session:
+    m = row._mapping
+    return Session(
+        status=Status(m["status"]),
+        settings=SessionSettings(**{name: m[name] for name in SETTINGS_FIELDS}),
+        **{name: m[name] for name in _BASE_FIELDS},
+    )
+
+
+async def insert_session(conn: AsyncConnection, values: dict[str, Any]) -> Session:
+    result = await conn.execute(insert(sessions).values(**values).returning(*sessions.c))
+    return session_from_row(result.one())
+
+
+async def get_session(conn: AsyncConnection, uuid: str) -> Session | None:
+    row = (await conn.execute(select(sessions).where(sessions.c.uuid == uuid))).first()
+    return session_from_row(row) if row else None
+
+
+async def update_session(conn: AsyncConnection, session_id: int, values: dict[str, Any]) -> Session:
+    result = await conn.execute(
+        update(sessions).where(sessions.c.id == session_id).values(**values).returning(*sessions.c)
+    )
+    return session_from_row(result.one())
+
+
+async def next_event_sequence(conn: AsyncConnection, session_id: int) -> int:
+    """Hand out the session's next callback SequenceNumber (1, 2, ...)."""
+    result = await conn.execute(
+        update(sessions)
+        .where(sessions.c.id == session_id)
+        .values(event_sequence=sessions.c.event_sequence + 1)
+        .returning(sessions.c.event_sequence)
+    )
+    return int(result.scalar_one())
+
+
+def _status_clause(status: Status, now: datetime) -> ColumnElement[bool]:
+    if status is Status.EXPIRED:
+        return or_(sessions.c.status == Status.EXPIRED.value, sessions.c.expiry_time <= now)
+    return and_(sessions.c.status == status.value, sessions.c.expiry_time > now)
+
+
+def _bound_clause(bound: Bound) -> ColumnElement[bool]:
+    column = sessions.c[bound.column]
+    match bound.op:
+        case Op.EQ:
+            return and_(column >= bound.value, column < bound.end)
+        case Op.GT:
+            return column >= bound.end
+        case Op.GTE:
+            return column >= bound.value
+        case Op.LT:
+            return column < bound.value
+        case Op.LTE:
+            return column < bound.end
+
+
+async def list_sessions(
+    conn: AsyncConnection,
+    *,
+    main_account_id: int,
+    account_id: int | None,
+    filters: SessionFilter,
+    now: datetime,
+) -> tuple[list[Session], int]:
+    """Sessions of a main account (or only of ``account_id``), newest first, with the total."""
+    where: list[ColumnElement[bool]] = [sessions.c.main_account_id == main_account_id]
+    if account_id is not None:
+        where.append(sessions.c.account_id == account_id)
+    for name in ("first_party", "second_party", "virtual_number"):
+        value = getattr(filters, name)
+        if value is not None:
+            where.append(sessions.c[name] == value)
+    if filters.status is not None:
+        where.append(_status_clause(filters.status, now))
+    where.extend(_bound_clause(b) for b in filters.bounds)
+    total = (
+        await conn.execute(select(func.count()).select_from(sessions).where(*where))
+    ).scalar_one()
+    rows = (
+        await conn.execute(
+            select(sessions)
+            .where(*where)
+            .order_by(sessions.c.created_time.desc(), sessions.c.id.desc())
+            .limit(filters.limit)
+            .offset(filters.offset)
+        )
+    ).all()
+    return [session_from_row(r) for r in rows], int(total)
+
+
+async def sticky_number(
+    conn: AsyncConnection, *, main_account_id: int, first: str, second: str
+) -> int | None:
+    """The number the latest session between these two parties had, in either order."""
+    result = await conn.execute(
+        select(sessions.c.number_id)
+        .where(
+            sessions.c.main_account_id == main_account_id,
+            or_(
+                and_(sessions.c.first_party == first, sessions.c.second_party == second),
+                and_(sessions.c.first_party == second, sessions.c.second_party == first),
+            ),
+        )
+        .order_by(sessions.c.id.desc())
+        .limit(1)
+    )
+    return result.scalar()
+
+
+async def free_numbers(
+    conn: AsyncConnection,
+    *,
+    account_id: int,
+    subaccount_id: int | None,
+    country: str | None,
+    keys: Sequence[str],
+    now: datetime,
+    prefer: int | None,
+    limit: int,
+) -> list[tuple[int, str]]:
+    """(id, e164) of numbers in scope where no key is claimed, ``prefer`` first."""
+    busy = select(number_claims.c.number_id).where(
+        number_claims.c.key.in_(keys), number_claims.c.busy_until > now
+    )
+    where: list[ColumnElement[bool]] = [
+        numbers.c.account_id == account_id,
+        numbers.c.subaccount_id.is_(None)
+        if subaccount_id is None
+        else numbers.c.subaccount_id == subaccount_id,
+        numbers.c.reserved.is_(False),
+        numbers.c.id.not_in(busy),
+    ]
+    if country is not None:
+        where.append(numbers.c.country == country)
+    order: list[Any] = [numbers.c.id]
+    if prefer is not None:
+        order.insert(0, case((numbers.c.id == prefer, 0), else_=1))
+    query = select(numbers.c.id, numbers.c.e164).where(*where).order_by(*order).limit(limit)
+    return [(row.id, row.e164) for row in await conn.execute(query)]
+
+
+async def due_for_expiry(conn: AsyncConnection, now: datetime, limit: int) -> list[Session]:
+    """Sessions whose expiry has passed but that are not marked expired yet."""
+    rows = (
+        await conn.execute(
+            select(sessions)
+            .where(sessions.c.status != Status.EXPIRED.value, sessions.c.expiry_time <= now)
+            .order_by(sessions.c.expiry_time)
+            .limit(limit)
+        )
+    ).all()
+    return [session_from_row(r) for r in rows]
+
+
+async def mark_expired(conn: AsyncConnection, session_id: int, now: datetime) -> bool:
+    """Mark a time-expired session expired; False if another worker already did."""
+    result = await conn.execute(
+        update(sessions)
+        .where(sessions.c.id == session_id, sessions.c.status != Status.EXPIRED.value)
+        .values(status=Status.EXPIRED.value, modified_time=now)
+    )
+    return result.rowcount == 1

@@ -1,0 +1,186 @@
+"""The schema, as SQLAlchemy Core tables. Migrations in ``migrations/`` create it.
+
+One schema serves SQLite (the embedded default) and PostgreSQL. Times are UTC:
+``timestamptz`` on PostgreSQL, ISO text on SQLite, aware ``datetime`` in Python.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+
+# Stable constraint names, so that migrations can refer to them on both databases.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases (SQLite has no time zone type)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+# BIGINT ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the rowid alias.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("auth_id", String(20), nullable=False, unique=True),
+    # Kept in clear: webhook signatures (HMAC) need the token itself.
+    Column("auth_token", String(64), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("parent_id", Id, ForeignKey("accounts.id"), nullable=True, index=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_time", UtcDateTime, nullable=False),
+    Column("modified_time", UtcDateTime, nullable=False),
+)
+
+numbers = Table(
+    "numbers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("e164", String(16), nullable=False, unique=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    # Scope: only sessions of this subaccount may use the number. NULL: the main account's.
+    Column("subaccount_id", Id, ForeignKey("accounts.id"), nullable=True),
+    Column("country", String(2), nullable=False),
+    Column("reserved", Boolean, nullable=False, default=False),
+    Column("alias", String(255), nullable=True),
+    Column("carrier", String(255), nullable=False, default=""),
+    Column("region", String(255), nullable=False, default=""),
+    Column("number_type", String(32), nullable=False, default="local"),
+    Column("added_time", UtcDateTime, nullable=False),
+    Index("ix_numbers_pool", "account_id", "subaccount_id", "country"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("main_account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("subaccount", String(20), nullable=False),  # owner's auth_id if a subaccount
+    Column("number_id", Id, ForeignKey("numbers.id", ondelete="SET NULL"), nullable=True),
+    Column("virtual_number", String(16), nullable=False),
+    Column("first_party", String(16), nullable=False),
+    Column("second_party", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_time", UtcDateTime, nullable=False),
+    Column("modified_time", UtcDateTime, nullable=False),
+    Column("expiry_time", UtcDateTime, nullable=False),
+    Column("duration", Integer, nullable=False),
+    # Settings (veil.domain.session_params.SessionSettings), one column each.
+    Column("call_time_limit", Integer, nullable=False),
+    Column("ring_timeout", Integer, nullable=False),
+    Column("record", Boolean, nullable=False),
+    Column("record_file_format", String(8), nullable=False),
+    Column("recording_callback_url", Text, nullable=False),
+    Column("recording_callback_method", String(8), nullable=False),
+    Column("callback_url", Text, nullable=False),
+    Column("callback_method", String(8), nullable=False),
+    Column("initiate_call_to_first_party", Boolean, nullable=False),
+    Column("first_party_play_url", Text, nullable=False),
+    Column("second_party_play_url", Text, nullable=False),
+    Column("is_pin_authentication_required", Boolean, nullable=False),
+    Column("generate_pin", Boolean, nullable=False),
+    Column("generate_pin_length", Integer, nullable=False),
+    Column("first_party_pin", String(15), nullable=False),
+    Column("second_party_pin", String(15), nullable=False),
+    Column("pin_prompt_play", Text, nullable=False),
+    Column("pin_retry", Integer, nullable=False),
+    Column("pin_retry_wait", Integer, nullable=False),
+    Column("incorrect_pin_play", Text, nullable=False),
+    Column("unknown_caller_play", Text, nullable=False),
+    Column("geomatch", Boolean, nullable=False),
+    Column("force_pin_authentication", Boolean, nullable=False),
+    Column("create_session_with_single_party", Boolean, nullable=False),
+    Column("virtual_number_cooloff_period", Integer, nullable=False),
+    # Call statistics, filled by the call plane.
+    Column("total_call_count", Integer, nullable=False, default=0),
+    Column("total_call_billed_duration", Integer, nullable=False, default=0),
+    Column("last_interaction_time", UtcDateTime, nullable=True),
+    # The last callback SequenceNumber handed out for this session.
+    Column("event_sequence", Integer, nullable=False, default=0),
+    Index("ix_sessions_listing", "main_account_id", "created_time"),
+    Index("ix_sessions_due", "status", "expiry_time"),
+    Index("ix_sessions_pair", "first_party", "second_party"),
+    Index("ix_sessions_number", "number_id"),
+)
+
+# A session's claims on its virtual number (veil.domain.allocator): one row per party
+# and per PIN. The primary key is the uniqueness rule; busy_until is the session's
+# expiry plus its cool-off, after which the row is dead and may be replaced.
+number_claims = Table(
+    "number_claims",
+    metadata,
+    # key first: "which numbers is this party busy on" is the allocator's question.
+    Column("key", String(24), primary_key=True),
+    Column("number_id", Id, ForeignKey("numbers.id", ondelete="CASCADE"), primary_key=True),
+    Column("session_id", Id, ForeignKey("sessions.id"), nullable=False, index=True),
+    Column("busy_until", UtcDateTime, nullable=False, index=True),
+)
+
+# Transactional outbox: callbacks written in the same transaction as the change they
+# report, delivered later by veil.webhooks.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("session_id", Id, ForeignKey("sessions.id"), nullable=True),
+    Column("sequence", Integer, nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON object of string -> string
+    Column("status", String(16), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_time", UtcDateTime, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_time", UtcDateTime, nullable=False),
+    Column("delivered_time", UtcDateTime, nullable=True),
+    Index("ix_outbox_due", "status", "next_attempt_time"),
+    Index("ix_outbox_session", "session_id", "sequence"),
+)
