@@ -29,6 +29,7 @@ INVALID_BODY = "Invalid request body. Send a JSON object with Content-Type: appl
 AUTH_FAILED = "Authentication failed. Check your auth_id and auth_token."
 AUTH_ID_MISMATCH = "The auth_id in the URL is not the authenticated account."
 ACCOUNT_NOT_FOUND = "Account not found."
+SUBACCOUNT_CANNOT_CREATE = "A subaccount cannot create subaccounts."
 SUBACCOUNT_NOT_FOUND = "Invalid parameter. subaccount is not a subaccount of this account."
 NUMBER_NOT_FOUND = "Number not found."
 NUMBER_IN_USE = "Number is used by active sessions and cannot be removed."

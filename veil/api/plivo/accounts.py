@@ -48,7 +48,7 @@ def _enabled(value: object) -> bool | None:
 async def create_subaccount(request: Request, ctx: ContextDep, principal: PrincipalDep) -> Response:
     body = normalize_keys(await read_body(request))
     if principal.is_subaccount:
-        raise InvalidRequest("A subaccount cannot create subaccounts.")
+        raise InvalidRequest(messages.SUBACCOUNT_CANNOT_CREATE)
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise InvalidRequest(messages.missing("name"))
