@@ -35,14 +35,20 @@ def claim_keys(parties: Sequence[str], pins: Sequence[str]) -> list[str]:
 CANDIDATES = 8
 
 
-def choose_number(candidates: Sequence[int], sticky: int | None) -> int | None:
-    """Pick a number id among free candidates (in the store's order), or None.
+def rank_numbers(candidates: Sequence[int], sticky: int | None) -> list[int]:
+    """Free candidate number ids (in the store's order), best first.
 
     Sticky first: the number this pair had before, when it is free, so a party who
     saved the number keeps reaching the same person.
     """
-    if not candidates:
-        return None
-    if sticky is not None and sticky in candidates:
-        return sticky
-    return candidates[0]
+    ranked = list(candidates)
+    if sticky is not None and sticky in ranked:
+        ranked.remove(sticky)
+        ranked.insert(0, sticky)
+    return ranked
+
+
+def choose_number(candidates: Sequence[int], sticky: int | None) -> int | None:
+    """The best free candidate, or None when there is none."""
+    ranked = rank_numbers(candidates, sticky)
+    return ranked[0] if ranked else None

@@ -6,6 +6,7 @@ The Python SDK refuses an auth_id that is not 20 characters starting with MA or 
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 
@@ -28,3 +29,19 @@ def new_auth_token() -> str:
 
 def new_uuid() -> str:
     return str(uuid.uuid4())
+
+
+_AUTH_ID = re.compile(r"(MA|SA)[A-Z0-9]{18}")
+
+
+def is_auth_id(text: str) -> bool:
+    """Whether ``text`` has the shape of an auth_id (checked before any lookup)."""
+    return _AUTH_ID.fullmatch(text) is not None
+
+
+def is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return len(text) == 36

@@ -18,6 +18,7 @@ from veil.domain.errors import InvalidRequest
 from veil.domain.phone import parse_e164
 from veil.domain.session import Status
 from veil.domain.timefmt import parse_filter_time
+from veil.domain.values import to_int
 
 LIMIT_DEFAULT = 20
 LIMIT_MAX = 20
@@ -117,9 +118,10 @@ def parse_list_query(items: Iterable[tuple[str, str]], now: datetime) -> Session
             continue
         column, op = split
         if column == "duration":
-            if not (raw.isascii() and raw.isdigit()):
+            seconds = to_int(raw)
+            if seconds is None or raw.strip().startswith(("-", "+")):
                 raise InvalidRequest(messages.not_integer(key))
-            bounds.append(Bound(column, op, int(raw), int(raw) + 1))
+            bounds.append(Bound(column, op, seconds, seconds + 1))
         else:
             span = parse_filter_time(raw)
             if span is None:
@@ -164,7 +166,7 @@ def parse_paging(values: dict[str, str]) -> tuple[int, int]:
 def _paging(raw: str | None, name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
-    text = raw.lstrip("-")
-    if not (text.isascii() and text.isdigit()):
+    value = to_int(raw)
+    if value is None:
         raise InvalidRequest(messages.not_integer(name))
-    return int(raw)
+    return value

@@ -59,6 +59,10 @@ def not_integer(name: str) -> str:
     return f"Invalid parameter. {name} should be an integer."
 
 
+def not_digits(name: str) -> str:
+    return f"Invalid parameter. {name} should contain only digits."
+
+
 def not_method(name: str) -> str:
     return f"Invalid parameter. {name} allowed values are GET or POST."
 

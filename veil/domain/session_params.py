@@ -20,30 +20,25 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from veil.domain import messages
 from veil.domain.errors import InvalidRequest
-from veil.domain.phone import E164, parse_e164
+from veil.domain.phone import E164
+from veil.domain.values import (
+    KEY_ALIASES,
+    MAX_URL_LENGTH,
+    PIN_LENGTH,
+    IntRule,
+    Values,
+    normalize_keys,
+    to_int,
+)
 
 
 class Profile(enum.Enum):
     CURRENT = "current"  # /v1/Account/{auth_id}/Masking/Session/
     LEGACY = "legacy"  # /v1/Account/{auth_id}/Session/
 
-
-@dataclass(frozen=True, slots=True)
-class IntRule:
-    """An integer attribute: its default and inclusive range."""
-
-    default: int
-    low: int
-    high: int
-    zero_is_default: bool = True  # 0 means "not given" (Go and Java send 0 for unset)
-    clamp: bool = False  # legacy: out of range is pulled into range, junk gives the default
-
-
-MAX_URL_LENGTH = 1000  # characters; seed 000: "The max URL length can be 1000"
 
 SESSION_EXPIRY = {
     Profile.CURRENT: IntRule(3600, 60, 86400),
@@ -58,23 +53,8 @@ GENERATE_PIN_LENGTH = IntRule(4, 4, 15)
 PIN_RETRY = IntRule(1, 0, 5, zero_is_default=False)
 PIN_RETRY_WAIT = IntRule(5, 5, 10)
 COOLOFF_PERIOD = IntRule(0, 0, 3600, zero_is_default=False)
-PIN_LENGTH = (4, 15)  # digits
 # Legacy sessions were never geomatched: the legacy API predates the attribute.
 GEOMATCH_DEFAULT = {Profile.CURRENT: True, Profile.LEGACY: False}
-
-RECORD_FILE_FORMATS = ("mp3", "wav")
-HTTP_METHODS = ("GET", "POST")
-AUDIO_SUFFIXES = (".mp3", ".wav")
-
-# Other names SDKs put on the wire for the same attribute (plivo-wire.md sections 3-4):
-# docs pages say is_pin_authentication, Java's Jackson adds pin_authentication_required,
-# Node's lodash turns subAccount/geoMatch into sub_account/geo_match.
-KEY_ALIASES = {
-    "is_pin_authentication": "is_pin_authentication_required",
-    "pin_authentication_required": "is_pin_authentication_required",
-    "sub_account": "subaccount",
-    "geo_match": "geomatch",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,146 +155,13 @@ class SessionUpdate:
     fixed: dict[str, Any] = field(default_factory=dict)
 
 
-def normalize_keys(body: Mapping[str, Any]) -> dict[str, Any]:
-    """Lower-case every key and map SDK aliases to the documented name.
-
-    A documented key wins over an alias of it. ``None`` values are dropped: JSON null
-    means "not given".
-    """
-    out: dict[str, Any] = {}
-    aliased: dict[str, Any] = {}
-    for key, value in body.items():
-        if value is None or not isinstance(key, str):
-            continue
-        name = key.strip().lower()
-        if name in KEY_ALIASES:
-            aliased[KEY_ALIASES[name]] = value
-        else:
-            out[name] = value
-    for name, value in aliased.items():
-        out.setdefault(name, value)
-    return out
-
-
-class _Reader:
-    """Reads typed attributes out of a normalised body, raising Plivo's messages."""
-
-    def __init__(self, body: Mapping[str, Any]) -> None:
-        self.body = body
-
-    def given(self, name: str) -> bool:
-        value = self.body.get(name)
-        return value is not None and value != ""
-
-    def phone(self, name: str) -> E164 | None:
-        if not self.given(name):
-            return None
-        number = parse_e164(self.body[name])
-        if number is None:
-            raise InvalidRequest(messages.invalid_phone(name))
-        return number
-
-    def boolean(self, name: str, default: bool) -> bool:
-        if not self.given(name):
-            return default
-        value = self.body[name]
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-            return value.strip().lower() == "true"
-        raise InvalidRequest(messages.not_boolean(name))
-
-    def integer(self, name: str, rule: IntRule) -> int:
-        if not self.given(name):
-            return rule.default
-        value = _to_int(self.body[name])
-        if value is None:
-            if rule.clamp:
-                return rule.default
-            raise InvalidRequest(messages.not_integer(name))
-        if value == 0 and rule.zero_is_default:
-            return rule.default
-        if rule.low <= value <= rule.high:
-            return value
-        if rule.clamp:
-            return min(max(value, rule.low), rule.high)
-        raise InvalidRequest(messages.out_of_range(name))
-
-    def text(self, name: str) -> str:
-        value = self.body.get(name, "")
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise InvalidRequest(messages.not_text(name))
-        return str(value).strip()
-
-    def url(self, name: str, *, audio: bool = False) -> str:
-        text = self.text(name)
-        if not text:
-            return ""
-        if len(text) > MAX_URL_LENGTH:
-            raise InvalidRequest(messages.url_too_long(name))
-        if not is_http_url(text):
-            raise InvalidRequest(messages.not_url(name))
-        if audio and not urlsplit(text).path.lower().endswith(AUDIO_SUFFIXES):
-            raise InvalidRequest(messages.not_audio_url(name))
-        return text
-
-    def method(self, name: str) -> str:
-        text = self.text(name).upper()
-        if not text:
-            return "POST"
-        if text not in HTTP_METHODS:
-            raise InvalidRequest(messages.not_method(name))
-        return text
-
-    def record_file_format(self) -> str:
-        text = self.text("record_file_format").lower()
-        if not text:
-            return "mp3"
-        if text not in RECORD_FILE_FORMATS:
-            raise InvalidRequest(messages.RECORD_FILE_FORMAT)
-        return text
-
-    def pin(self, name: str) -> str:
-        text = self.text(name)
-        low, high = PIN_LENGTH
-        if text and not (text.isascii() and text.isdigit() and low <= len(text) <= high):
-            raise InvalidRequest(messages.not_pin(name))
-        return text
-
-
-def _to_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lstrip("+-").isdigit() and text.isascii():
-            return int(text)
-    return None
-
-
-def is_http_url(text: str) -> bool:
-    """An absolute http or https URL with a host and no whitespace."""
-    if any(ch.isspace() for ch in text):
-        return False
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return False
-    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-
-
 def parse_create(body: Mapping[str, Any], profile: Profile) -> SessionRequest:
     """Validate a create body; raise ``InvalidRequest`` with Plivo's message on the first fault.
 
     Checks run in the order of Plivo's error list: parties first, then expiry, call time
     limit, recording, and the rest.
     """
-    read = _Reader(normalize_keys(body))
+    read = Values(normalize_keys(body))
     single = read.boolean("create_session_with_single_party", False)
     first = read.phone("first_party")
     second = read.phone("second_party")
@@ -353,7 +200,7 @@ def parse_create(body: Mapping[str, Any], profile: Profile) -> SessionRequest:
     if first_pin and first_pin == second_pin:
         raise InvalidRequest(messages.PINS_EQUAL)
 
-    subaccount = read.text("subaccount") or None
+    subaccount = read.identifier("subaccount") or None
     settings = SessionSettings(
         call_time_limit=call_time_limit,
         ring_timeout=read.integer("ring_timeout", RING_TIMEOUT),
@@ -392,7 +239,7 @@ def parse_update(body: Mapping[str, Any], profile: Profile) -> SessionUpdate:
     SDKs send them on every update.
     """
     normalized = normalize_keys(body)
-    read = _Reader(normalized)
+    read = Values(normalized)
     settings: dict[str, Any] = {}
     for name in UPDATABLE:
         if not read.given(name) or name == "session_expiry":
@@ -407,7 +254,7 @@ def parse_update(body: Mapping[str, Any], profile: Profile) -> SessionUpdate:
             settings[name] = read.url(name)
         else:
             rule = CALL_TIME_LIMIT[profile] if name == "call_time_limit" else RING_TIMEOUT
-            if _to_int(normalized[name]) == 0:
+            if to_int(normalized[name]) == 0:
                 continue
             settings[name] = read.integer(name, rule)
     # Callback URLs may be cleared with "": given() is False for "", so look again.
@@ -421,7 +268,7 @@ def parse_update(body: Mapping[str, Any], profile: Profile) -> SessionUpdate:
             settings[name] = ""
 
     session_expiry = None
-    if read.given("session_expiry") and _to_int(normalized["session_expiry"]) != 0:
+    if read.given("session_expiry") and to_int(normalized["session_expiry"]) != 0:
         session_expiry = read.integer("session_expiry", SESSION_EXPIRY[profile])
 
     fixed: dict[str, Any] = {}
@@ -438,7 +285,7 @@ def parse_update(body: Mapping[str, Any], profile: Profile) -> SessionUpdate:
     )
 
 
-def _read_fixed(read: _Reader, name: str) -> Any:
+def _read_fixed(read: Values, name: str) -> Any:
     if name in (
         "initiate_call_to_first_party",
         "is_pin_authentication_required",
@@ -453,17 +300,43 @@ def _read_fixed(read: _Reader, name: str) -> Any:
         "generate_pin_length",
         "virtual_number_cooloff_period",
     ):
-        value = _to_int(read.body[name])
+        value = to_int(read.body[name])
         if value is None:
             raise InvalidRequest(messages.not_integer(name))
         return value
     if name.endswith("_pin"):
         return read.pin(name)
     if name == "subaccount":
-        return read.text(name)
+        return read.identifier(name)
     return read.url(name, audio=True)
 
 
 def apply_settings(settings: SessionSettings, changes: Mapping[str, Any]) -> SessionSettings:
     """The settings after an update."""
     return replace(settings, **changes)
+
+
+__all__ = [
+    "CALL_TIME_LIMIT",
+    "COOLOFF_PERIOD",
+    "GENERATE_PIN_LENGTH",
+    "GEOMATCH_DEFAULT",
+    "IMMUTABLE",
+    "KEY_ALIASES",
+    "MAX_URL_LENGTH",
+    "PIN_LENGTH",
+    "PIN_RETRY",
+    "PIN_RETRY_WAIT",
+    "RING_TIMEOUT",
+    "SESSION_EXPIRY",
+    "SETTINGS_FIELDS",
+    "UPDATABLE",
+    "IntRule",
+    "Profile",
+    "SessionRequest",
+    "SessionSettings",
+    "SessionUpdate",
+    "normalize_keys",
+    "parse_create",
+    "parse_update",
+]

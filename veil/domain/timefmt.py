@@ -52,15 +52,22 @@ def parse_filter_time(text: str) -> TimeSpan | None:
     try:
         day = datetime.strptime(match["date"], "%Y-%m-%d").replace(tzinfo=UTC)
         if match["hour"] is None:
-            return TimeSpan(day, day + timedelta(days=1))
+            return _span(day, timedelta(days=1))
         start = day.replace(hour=int(match["hour"]), minute=int(match["minute"]))
         if match["second"] is None:
-            return TimeSpan(start, start + timedelta(minutes=1))
+            return _span(start, timedelta(minutes=1))
         start = start.replace(second=int(match["second"]))
         if match["fraction"] is None:
-            return TimeSpan(start, start + timedelta(seconds=1))
+            return _span(start, timedelta(seconds=1))
         fraction = match["fraction"][:6].ljust(6, "0")
         start = start.replace(microsecond=int(fraction))
-        return TimeSpan(start, start + timedelta(microseconds=1))
+        return _span(start, timedelta(microseconds=1))
     except ValueError:  # 2024-02-30, 25:00 and the like
         return None
+
+
+def _span(start: datetime, length: timedelta) -> TimeSpan:
+    try:
+        return TimeSpan(start, start + length)
+    except OverflowError:  # the last span of year 9999 ends at the end of time
+        return TimeSpan(start, datetime.max.replace(tzinfo=UTC))

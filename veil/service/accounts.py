@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from veil.domain import messages
 from veil.domain.accounts import Account
 from veil.domain.errors import AuthenticationFailed, InvalidRequest, NotFound
-from veil.domain.ids import new_auth_id, new_auth_token
+from veil.domain.ids import is_auth_id, new_auth_id, new_auth_token
 from veil.service.context import ServiceContext
 from veil.store import accounts as repo
 
@@ -50,8 +50,26 @@ async def list_accounts(ctx: ServiceContext) -> list[Account]:
     return found
 
 
+async def acting_as(
+    ctx: ServiceContext, principal: Account, subaccount: str | None, *, enabled_only: bool = False
+) -> Account:
+    """The account a request names with ``subaccount``: the principal itself when it names
+    nothing or itself, else one of the principal's own subaccounts."""
+    if not subaccount or subaccount == principal.auth_id:
+        return principal
+    if principal.is_subaccount or not is_auth_id(subaccount):
+        raise InvalidRequest(messages.SUBACCOUNT_NOT_FOUND)
+    async with ctx.db.read() as conn:
+        sub = await repo.get_by_auth_id(conn, subaccount)
+    if sub is None or sub.parent_id != principal.id or (enabled_only and not sub.enabled):
+        raise InvalidRequest(messages.SUBACCOUNT_NOT_FOUND)
+    return sub
+
+
 async def get_subaccount(ctx: ServiceContext, principal: Account, auth_id: str) -> Account:
     """A subaccount the principal may see: its own child, or itself."""
+    if not is_auth_id(auth_id):
+        raise NotFound(messages.RESOURCE_NOT_FOUND)
     async with ctx.db.read() as conn:
         found = await repo.get_by_auth_id(conn, auth_id)
     if found is None or not (found.parent_id == principal.id or found.id == principal.id):
@@ -102,7 +120,7 @@ class Authenticator:
 
     async def authenticate(self, auth_id: str, auth_token: str) -> Account:
         """The enabled account these credentials belong to, else ``AuthenticationFailed``."""
-        account = await self._lookup(auth_id)
+        account = await self._lookup(auth_id) if is_auth_id(auth_id) else None
         if (
             account is None
             or not account.enabled

@@ -17,8 +17,8 @@ from veil.domain.accounts import Account
 from veil.domain.errors import Conflict, InvalidRequest, NotFound
 from veil.domain.numbers import VirtualNumber
 from veil.domain.phone import E164, parse_e164
+from veil.service import accounts
 from veil.service.context import ServiceContext
-from veil.store import accounts as account_repo
 from veil.store import numbers as repo
 
 
@@ -48,17 +48,8 @@ def parse_numbers(raw: Sequence[str], name: str = "numbers") -> list[E164]:
 
 async def _scope(ctx: ServiceContext, principal: Account, subaccount: str | None) -> int | None:
     """The subaccount id numbers are scoped to, checked against the principal."""
-    if principal.is_subaccount:
-        if subaccount and subaccount != principal.auth_id:
-            raise InvalidRequest(messages.SUBACCOUNT_NOT_FOUND)
-        return principal.id
-    if not subaccount:
-        return None
-    async with ctx.db.read() as conn:
-        sub = await account_repo.get_by_auth_id(conn, subaccount)
-    if sub is None or sub.parent_id != principal.id:
-        raise InvalidRequest(messages.SUBACCOUNT_NOT_FOUND)
-    return sub.id
+    named = await accounts.acting_as(ctx, principal, subaccount)
+    return named.id if named.is_subaccount else None
 
 
 async def add_numbers(

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from veil.domain import messages
 from veil.domain.accounts import Account
-from veil.domain.allocator import CANDIDATES, choose_number, claim_keys, party_key
+from veil.domain.allocator import CANDIDATES, claim_keys, party_key, rank_numbers
 from veil.domain.errors import InvalidRequest, NotFound
-from veil.domain.ids import new_uuid
+from veil.domain.ids import is_uuid, new_uuid
 from veil.domain.list_filters import SessionFilter
-from veil.domain.pins import generate_pin_pair
+from veil.domain.pins import pick_pin_pair
 from veil.domain.session import Session, Status, session_duration
 from veil.domain.session_params import (
     SETTINGS_FIELDS,
@@ -19,8 +21,8 @@ from veil.domain.session_params import (
     SessionSettings,
     SessionUpdate,
 )
+from veil.service import accounts
 from veil.service.context import ServiceContext
-from veil.store import accounts as account_repo
 from veil.store import claims
 from veil.store import sessions as repo
 
@@ -33,19 +35,6 @@ class _ClaimLost(Exception):
     """A concurrent session claimed one of our keys first; roll back and retry."""
 
 
-async def _owner(ctx: ServiceContext, principal: Account, subaccount: str | None) -> Account:
-    """The account a new session belongs to: the principal, or its named subaccount."""
-    if not subaccount or subaccount == principal.auth_id:
-        return principal
-    if principal.is_subaccount:
-        raise InvalidRequest(messages.SUBACCOUNT_NOT_FOUND)
-    async with ctx.db.read() as conn:
-        sub = await account_repo.get_by_auth_id(conn, subaccount)
-    if sub is None or sub.parent_id != principal.id or not sub.enabled:
-        raise InvalidRequest(messages.SUBACCOUNT_NOT_FOUND)
-    return sub
-
-
 def _lock_key(main_account_id: int, key: str) -> str:
     return f"{main_account_id}/{key}"
 
@@ -55,24 +44,24 @@ async def create_session(
 ) -> Session:
     """Allocate a virtual number and store the session; ``InvalidRequest`` with Plivo's
     "Number pool exhausted or not available." when no number satisfies the rules."""
-    owner = await _owner(ctx, principal, request.subaccount)
+    owner = await accounts.acting_as(ctx, principal, request.subaccount, enabled_only=True)
     parties = [p.value for p in (request.first_party, request.second_party) if p is not None]
     anchor = request.first_party or request.second_party
     assert anchor is not None  # parse_create guarantees a party
     country = anchor.country if request.settings.geomatch else None
     main_id = owner.main_account_id
+    settings = request.settings
+    # PINs Veil generates are picked per number, among those not in use on it; PINs the
+    # client chose are part of the number's constraints like the parties.
+    generate = settings.is_pin_authentication_required and settings.generate_pin
+    given_pins = (
+        [settings.first_party_pin, settings.second_party_pin]
+        if settings.is_pin_authentication_required and not generate
+        else []
+    )
+    keys = claim_keys(parties, given_pins)
 
     for _ in range(MAX_ALLOCATION_ATTEMPTS):
-        settings = request.settings
-        if settings.is_pin_authentication_required and settings.generate_pin:
-            first_pin, second_pin = generate_pin_pair(settings.generate_pin_length)
-            settings = replace(settings, first_party_pin=first_pin, second_party_pin=second_pin)
-        pins = (
-            [settings.first_party_pin, settings.second_party_pin]
-            if settings.is_pin_authentication_required
-            else []
-        )
-        keys = claim_keys(parties, pins)
         try:
             async with ctx.db.write() as conn:
                 # Sessions sharing a party compete for the same numbers: serialise them.
@@ -83,53 +72,84 @@ async def create_session(
                     sticky = await repo.sticky_number(
                         conn, main_account_id=main_id, first=parties[0], second=parties[1]
                     )
-                candidates = await repo.free_numbers(
-                    conn,
-                    account_id=main_id,
-                    subaccount_id=owner.id if owner.is_subaccount else None,
-                    country=country,
-                    keys=keys,
-                    now=now,
-                    prefer=sticky,
-                    limit=CANDIDATES,
+                candidates = dict(
+                    await repo.free_numbers(
+                        conn,
+                        account_id=main_id,
+                        subaccount_id=owner.id if owner.is_subaccount else None,
+                        country=country,
+                        keys=keys,
+                        now=now,
+                        prefer=sticky,
+                        limit=CANDIDATES,
+                    )
                 )
-                chosen = choose_number([c[0] for c in candidates], sticky)
-                if chosen is None:
-                    raise InvalidRequest(messages.POOL_EXHAUSTED)
-                virtual_number = dict(candidates)[chosen]
-                expiry = now + timedelta(seconds=request.session_expiry)
-                session = await repo.insert_session(
-                    conn,
-                    {
-                        "uuid": new_uuid(),
-                        "account_id": owner.id,
-                        "main_account_id": main_id,
-                        "subaccount": owner.auth_id if owner.is_subaccount else "",
-                        "number_id": chosen,
-                        "virtual_number": virtual_number,
-                        "first_party": request.first_party.value if request.first_party else "",
-                        "second_party": request.second_party.value if request.second_party else "",
-                        "status": Status.ACTIVE.value,
-                        "created_time": now,
-                        "modified_time": now,
-                        "expiry_time": expiry,
-                        "duration": session_duration(now, expiry),
-                        **_settings_values(settings),
-                    },
-                )
-                if not await claims.claim(
-                    conn,
-                    number_id=chosen,
-                    keys=keys,
-                    session_id=session.id,
-                    busy_until=session.busy_until(),
-                    now=now,
-                ):
-                    raise _ClaimLost
-                return session
+                for number_id in rank_numbers(list(candidates), sticky):
+                    chosen = settings
+                    if generate:
+                        used = await claims.live_pins(
+                            conn, number_id=number_id, length=settings.generate_pin_length, now=now
+                        )
+                        pins = pick_pin_pair(settings.generate_pin_length, used)
+                        if pins is None:
+                            continue  # every PIN of that length is taken on this number
+                        chosen = replace(
+                            settings, first_party_pin=pins[0], second_party_pin=pins[1]
+                        )
+                    session = await _insert(
+                        conn, request, owner, chosen, number_id, candidates[number_id], now
+                    )
+                    all_keys = claim_keys(
+                        parties,
+                        [chosen.first_party_pin, chosen.second_party_pin]
+                        if chosen.is_pin_authentication_required
+                        else [],
+                    )
+                    if not await claims.claim(
+                        conn,
+                        number_id=number_id,
+                        keys=all_keys,
+                        session_id=session.id,
+                        busy_until=session.busy_until(),
+                        now=now,
+                    ):
+                        raise _ClaimLost
+                    return session
+                raise InvalidRequest(messages.POOL_EXHAUSTED)
         except _ClaimLost:
             continue
     raise InvalidRequest(messages.POOL_EXHAUSTED)
+
+
+async def _insert(
+    conn: AsyncConnection,
+    request: SessionRequest,
+    owner: Account,
+    settings: SessionSettings,
+    number_id: int,
+    virtual_number: str,
+    now: datetime,
+) -> Session:
+    expiry = now + timedelta(seconds=request.session_expiry)
+    return await repo.insert_session(
+        conn,
+        {
+            "uuid": new_uuid(),
+            "account_id": owner.id,
+            "main_account_id": owner.main_account_id,
+            "subaccount": owner.auth_id if owner.is_subaccount else "",
+            "number_id": number_id,
+            "virtual_number": virtual_number,
+            "first_party": request.first_party.value if request.first_party else "",
+            "second_party": request.second_party.value if request.second_party else "",
+            "status": Status.ACTIVE.value,
+            "created_time": now,
+            "modified_time": now,
+            "expiry_time": expiry,
+            "duration": session_duration(now, expiry),
+            **_settings_values(settings),
+        },
+    )
 
 
 def _settings_values(settings: SessionSettings) -> dict[str, object]:
@@ -144,7 +164,13 @@ def _visible(principal: Account, session: Session) -> bool:
 
 async def get_session(ctx: ServiceContext, principal: Account, uuid: str) -> Session:
     async with ctx.db.read() as conn:
-        session = await repo.get_session(conn, uuid)
+        return await _find(conn, principal, uuid)
+
+
+async def _find(conn: AsyncConnection, principal: Account, uuid: str) -> Session:
+    """The principal's session ``uuid``; ``NotFound`` for anything else, including another
+    account's session (never its data)."""
+    session = await repo.get_session(conn, uuid) if is_uuid(uuid) else None
     if session is None or not _visible(principal, session):
         raise NotFound(messages.SESSION_NOT_FOUND)
     return session
@@ -155,15 +181,8 @@ async def list_sessions(
 ) -> tuple[list[Session], int]:
     """The principal's sessions; a main account sees its subaccounts' too, or one
     subaccount's with the ``subaccount`` filter."""
-    account_id: int | None = principal.id if principal.is_subaccount else None
-    if filters.subaccount and filters.subaccount != principal.auth_id:
-        if principal.is_subaccount:
-            raise InvalidRequest(messages.SUBACCOUNT_NOT_FOUND)
-        async with ctx.db.read() as conn:
-            sub = await account_repo.get_by_auth_id(conn, filters.subaccount)
-        if sub is None or sub.parent_id != principal.id:
-            raise InvalidRequest(messages.SUBACCOUNT_NOT_FOUND)
-        account_id = sub.id
+    named = await accounts.acting_as(ctx, principal, filters.subaccount)
+    account_id = named.id if named.is_subaccount else None
     async with ctx.db.read() as conn:
         return await repo.list_sessions(
             conn,
@@ -178,16 +197,16 @@ async def update_session(
     ctx: ServiceContext, principal: Account, uuid: str, update: SessionUpdate
 ) -> Session:
     async with ctx.db.write() as conn:
-        session = await repo.get_session(conn, uuid)
-        if session is None or not _visible(principal, session):
-            raise NotFound(messages.SESSION_NOT_FOUND)
+        session = await _find(conn, principal, uuid)
         now = ctx.clock.now()
         if session.status_at(now) is Status.EXPIRED:
             raise InvalidRequest(messages.ALREADY_EXPIRED)
         for name, value in update.fixed.items():
-            current = (
-                session.subaccount if name == "subaccount" else getattr(session.settings, name)
-            )
+            if name == "subaccount":
+                # Naming the owner itself is what create accepted, not a change.
+                current = session.subaccount or principal.auth_id
+            else:
+                current = getattr(session.settings, name)
             if value != current:
                 raise InvalidRequest(messages.immutable(name))
 
@@ -228,9 +247,7 @@ async def update_session(
 async def expire_session(ctx: ServiceContext, principal: Account, uuid: str) -> Session:
     """Plivo's delete: no hard deletion, the session is marked expired now."""
     async with ctx.db.write() as conn:
-        session = await repo.get_session(conn, uuid)
-        if session is None or not _visible(principal, session):
-            raise NotFound(messages.SESSION_NOT_FOUND)
+        session = await _find(conn, principal, uuid)
         now = ctx.clock.now()
         if session.status_at(now) is Status.EXPIRED:
             raise InvalidRequest(messages.ALREADY_EXPIRED)

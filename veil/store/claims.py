@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from veil.domain.allocator import pin_key
 from veil.store.tables import number_claims
+
+
+@functools.cache
+def _claim_statement(dialect_name: str, count: int) -> Any:
+    """INSERT of ``count`` claims that takes over dead rows and leaves live ones alone."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    stmt = dialect.insert(number_claims).values(
+        [
+            {
+                "number_id": bindparam("number_id"),
+                "key": bindparam(f"key{i}"),
+                "session_id": bindparam("session_id"),
+                "busy_until": bindparam("busy_until"),
+            }
+            for i in range(count)
+        ]
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[number_claims.c.key, number_claims.c.number_id],
+        set_={"session_id": stmt.excluded.session_id, "busy_until": stmt.excluded.busy_until},
+        where=number_claims.c.busy_until <= bindparam("now"),
+    ).returning(number_claims.c.key)
 
 
 async def claim(
@@ -28,19 +53,15 @@ async def claim(
     """
     if not keys:
         return True
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(number_claims).values(
-        [
-            {"number_id": number_id, "key": k, "session_id": session_id, "busy_until": busy_until}
-            for k in keys
-        ]
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[number_claims.c.key, number_claims.c.number_id],
-        set_={"session_id": stmt.excluded.session_id, "busy_until": stmt.excluded.busy_until},
-        where=number_claims.c.busy_until <= now,
-    ).returning(number_claims.c.key)
-    taken = (await conn.execute(stmt)).scalars().all()
+    params: dict[str, Any] = {
+        "number_id": number_id,
+        "session_id": session_id,
+        "busy_until": busy_until,
+        "now": now,
+    }
+    params.update({f"key{i}": key for i, key in enumerate(keys)})
+    statement = _claim_statement(conn.dialect.name, len(keys))
+    taken = (await conn.execute(statement, params)).scalars().all()
     return len(taken) == len(keys)
 
 
@@ -72,6 +93,22 @@ async def session_on(
         )
     )
     return result.scalar()
+
+
+async def live_pins(
+    conn: AsyncConnection, *, number_id: int, length: int, now: datetime
+) -> list[str]:
+    """The PINs of ``length`` digits held on a number by live claims."""
+    prefix = pin_key("")
+    result = await conn.execute(
+        select(number_claims.c.key).where(
+            number_claims.c.number_id == number_id,
+            number_claims.c.key.startswith(prefix, autoescape=True),
+            func.length(number_claims.c.key) == len(prefix) + length,
+            number_claims.c.busy_until > now,
+        )
+    )
+    return [key[len(prefix) :] for key in result.scalars()]
 
 
 async def purge_dead(conn: AsyncConnection, now: datetime) -> int:

@@ -15,12 +15,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from veil.store import sqlite_inline
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _MODE = "veil_mode"
@@ -33,7 +37,10 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
-        if not self.is_sqlite:
+        if self.is_sqlite:
+            path = make_url(url).database or ""
+            kwargs["async_creator"] = lambda: sqlite_inline.connect(path)
+        else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
@@ -49,8 +56,13 @@ class Database:
             return
         async with self._write_lock, self.engine.connect() as conn:
             await conn.execution_options(**{_MODE: "write"})
-            async with conn.begin():
+            await _begin_when_unlocked(conn)
+            try:
                 yield conn
+            except BaseException:
+                await conn.rollback()
+                raise
+            await conn.commit()
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -76,6 +88,23 @@ class Database:
         await self.engine.dispose()
 
 
+async def _begin_when_unlocked(conn: AsyncConnection) -> None:
+    """BEGIN IMMEDIATE, waiting asynchronously while another process holds the write lock
+    (the inline driver has no busy_timeout: it must never block the event loop)."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.001
+    while True:
+        try:
+            await conn.begin()
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            await conn.rollback()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
 def _lock_id(key: str) -> int:
     """A stable signed 64-bit id for an advisory lock."""
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
@@ -84,15 +113,15 @@ def _lock_id(key: str) -> int:
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take over transaction control from the driver (SQLAlchemy's documented recipe),
-        # so that BEGIN IMMEDIATE is ours to emit.
-        dbapi_connection.isolation_level = None
+        # The inline driver opens connections in autocommit mode, so that BEGIN IMMEDIATE
+        # is ours to emit (SQLAlchemy's documented recipe for pysqlite/aiosqlite).
+        assert dbapi_connection.isolation_level is None
         cursor = dbapi_connection.cursor()
         for pragma in (
             "journal_mode=WAL",
             "synchronous=NORMAL",  # durable against process crashes; see README
             "foreign_keys=ON",
-            f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            "busy_timeout=0",  # never block the loop: see _begin_when_unlocked
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -45,20 +59,42 @@ def session_from_row(row: Any) -> Session:
     )
 
 
+# The hot statements are built once, with bound parameters: building a statement (and
+# its cache key) per request measured as a tenth of a session create.
+_INSERT = insert(sessions).returning(*sessions.c)
+_BY_UUID = select(sessions).where(sessions.c.uuid == bindparam("uuid"))
+_UPDATE = update(sessions).where(sessions.c.id == bindparam("session_id_")).returning(*sessions.c)
+_STICKY = (
+    select(sessions.c.number_id)
+    .where(
+        sessions.c.main_account_id == bindparam("main"),
+        or_(
+            and_(
+                sessions.c.first_party == bindparam("a"), sessions.c.second_party == bindparam("b")
+            ),
+            and_(
+                sessions.c.first_party == bindparam("b"), sessions.c.second_party == bindparam("a")
+            ),
+        ),
+    )
+    .order_by(sessions.c.id.desc())
+    .limit(1)
+)
+
+
 async def insert_session(conn: AsyncConnection, values: dict[str, Any]) -> Session:
-    result = await conn.execute(insert(sessions).values(**values).returning(*sessions.c))
+    result = await conn.execute(_INSERT, values)
     return session_from_row(result.one())
 
 
 async def get_session(conn: AsyncConnection, uuid: str) -> Session | None:
-    row = (await conn.execute(select(sessions).where(sessions.c.uuid == uuid))).first()
+    row = (await conn.execute(_BY_UUID, {"uuid": uuid})).first()
     return session_from_row(row) if row else None
 
 
 async def update_session(conn: AsyncConnection, session_id: int, values: dict[str, Any]) -> Session:
-    result = await conn.execute(
-        update(sessions).where(sessions.c.id == session_id).values(**values).returning(*sessions.c)
-    )
+    """Set the given columns (the SET clause is the keys of ``values``)."""
+    result = await conn.execute(_UPDATE, {"session_id_": session_id, **values})
     return session_from_row(result.one())
 
 
@@ -79,8 +115,10 @@ def _status_clause(status: Status, now: datetime) -> ColumnElement[bool]:
     return and_(sessions.c.status == status.value, sessions.c.expiry_time > now)
 
 
-def _bound_clause(bound: Bound) -> ColumnElement[bool]:
-    column = sessions.c[bound.column]
+def _bound_clause(bound: Bound) -> Any:
+    column: Any = sessions.c[bound.column]
+    if bound.column == "duration":
+        column = cast(column, BigInteger)  # filter values may exceed a 32-bit integer
     match bound.op:
         case Op.EQ:
             return and_(column >= bound.value, column < bound.end)
@@ -132,19 +170,35 @@ async def sticky_number(
     conn: AsyncConnection, *, main_account_id: int, first: str, second: str
 ) -> int | None:
     """The number the latest session between these two parties had, in either order."""
-    result = await conn.execute(
-        select(sessions.c.number_id)
-        .where(
-            sessions.c.main_account_id == main_account_id,
-            or_(
-                and_(sessions.c.first_party == first, sessions.c.second_party == second),
-                and_(sessions.c.first_party == second, sessions.c.second_party == first),
-            ),
-        )
-        .order_by(sessions.c.id.desc())
-        .limit(1)
-    )
+    result = await conn.execute(_STICKY, {"main": main_account_id, "a": first, "b": second})
     return result.scalar()
+
+
+@functools.cache
+def _free_numbers_query(scoped: bool, by_country: bool, preferring: bool) -> Select[Any]:
+    busy = select(number_claims.c.number_id).where(
+        number_claims.c.key.in_(bindparam("keys", expanding=True)),
+        number_claims.c.busy_until > bindparam("now"),
+    )
+    where: list[ColumnElement[bool]] = [
+        numbers.c.account_id == bindparam("account"),
+        numbers.c.subaccount_id == bindparam("sub")
+        if scoped
+        else numbers.c.subaccount_id.is_(None),
+        numbers.c.reserved.is_(False),
+        numbers.c.id.not_in(busy),
+    ]
+    if by_country:
+        where.append(numbers.c.country == bindparam("country"))
+    order: list[Any] = [numbers.c.id]
+    if preferring:
+        order.insert(0, case((numbers.c.id == bindparam("prefer"), 0), else_=1))
+    return (
+        select(numbers.c.id, numbers.c.e164)
+        .where(*where)
+        .order_by(*order)
+        .limit(bindparam("limit", type_=Integer, literal_execute=True))
+    )
 
 
 async def free_numbers(
@@ -159,24 +213,17 @@ async def free_numbers(
     limit: int,
 ) -> list[tuple[int, str]]:
     """(id, e164) of numbers in scope where no key is claimed, ``prefer`` first."""
-    busy = select(number_claims.c.number_id).where(
-        number_claims.c.key.in_(keys), number_claims.c.busy_until > now
-    )
-    where: list[ColumnElement[bool]] = [
-        numbers.c.account_id == account_id,
-        numbers.c.subaccount_id.is_(None)
-        if subaccount_id is None
-        else numbers.c.subaccount_id == subaccount_id,
-        numbers.c.reserved.is_(False),
-        numbers.c.id.not_in(busy),
-    ]
-    if country is not None:
-        where.append(numbers.c.country == country)
-    order: list[Any] = [numbers.c.id]
-    if prefer is not None:
-        order.insert(0, case((numbers.c.id == prefer, 0), else_=1))
-    query = select(numbers.c.id, numbers.c.e164).where(*where).order_by(*order).limit(limit)
-    return [(row.id, row.e164) for row in await conn.execute(query)]
+    query = _free_numbers_query(subaccount_id is not None, country is not None, prefer is not None)
+    params = {
+        "keys": list(keys),
+        "now": now,
+        "account": account_id,
+        "sub": subaccount_id,
+        "country": country,
+        "prefer": prefer,
+        "limit": limit,
+    }
+    return [(row.id, row.e164) for row in await conn.execute(query, params)]
 
 
 async def due_for_expiry(conn: AsyncConnection, now: datetime, limit: int) -> list[Session]:

@@ -159,6 +159,8 @@ number_claims = Table(
     Column("number_id", Id, ForeignKey("numbers.id", ondelete="CASCADE"), primary_key=True),
     Column("session_id", Id, ForeignKey("sessions.id"), nullable=False, index=True),
     Column("busy_until", UtcDateTime, nullable=False, index=True),
+    # "Which PINs are in use on this number", for PIN generation.
+    Index("ix_number_claims_number_key", "number_id", "key"),
 )
 
 # Transactional outbox: callbacks written in the same transaction as the change they

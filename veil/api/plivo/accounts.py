@@ -13,7 +13,7 @@ from veil.api.responses import json_response
 from veil.domain import messages
 from veil.domain.errors import InvalidRequest
 from veil.domain.list_filters import parse_paging
-from veil.domain.session_params import normalize_keys
+from veil.domain.values import MAX_TEXT_LENGTH, Values, normalize_keys
 from veil.service import accounts as service
 
 router = APIRouter(prefix="/v1/Account/{auth_id}", tags=["Accounts"], responses=schemas.ERRORS)
@@ -34,30 +34,17 @@ async def get_account(principal: PrincipalDep, auth_id: str) -> Response:
     )
 
 
-def _enabled(value: object) -> bool | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise InvalidRequest(messages.not_boolean("enabled"))
-
-
 @router.post("/Subaccount/", status_code=201, summary="Create a subaccount")
 async def create_subaccount(request: Request, ctx: ContextDep, principal: PrincipalDep) -> Response:
     body = normalize_keys(await read_body(request))
     if principal.is_subaccount:
         raise InvalidRequest(messages.SUBACCOUNT_CANNOT_CREATE)
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
+    read = Values(body)
+    name = read.text("name", max_length=MAX_TEXT_LENGTH)
+    if not name:
         raise InvalidRequest(messages.missing("name"))
-    enabled = _enabled(body.get("enabled"))
     sub = await service.create_account(
-        ctx,
-        name=name,
-        parent_auth_id=principal.auth_id,
-        enabled=True if enabled is None else enabled,
+        ctx, name=name, parent_auth_id=principal.auth_id, enabled=read.boolean("enabled", True)
     )
     return json_response(
         {
@@ -98,13 +85,12 @@ async def get_subaccount(
 async def update_subaccount(
     subaccount: str, request: Request, ctx: ContextDep, principal: PrincipalDep
 ) -> Response:
-    body = normalize_keys(await read_body(request))
-    name = body.get("name")
+    read = Values(normalize_keys(await read_body(request)))
     await service.update_subaccount(
         ctx,
         principal,
         subaccount,
-        name=name if isinstance(name, str) else None,
-        enabled=_enabled(body.get("enabled")),
+        name=read.text("name", max_length=MAX_TEXT_LENGTH) or None,
+        enabled=read.boolean("enabled", False) if read.given("enabled") else None,
     )
     return json_response({"api_id": api_id(), "message": "changed"}, 202)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from veil.domain import messages
@@ -13,10 +13,22 @@ from veil.domain.errors import AuthenticationFailed
 from veil.service.accounts import Authenticator
 from veil.service.context import ServiceContext
 
-_basic = HTTPBasic(auto_error=False, description="auth_id and auth_token")
+
+class _Basic(HTTPBasic):
+    """HTTP Basic credentials, or None for a missing or unreadable header (answered with
+    Plivo's error body by ``_principal``, not FastAPI's)."""
+
+    async def __call__(self, request: Request) -> HTTPBasicCredentials | None:  # type: ignore[override]
+        try:
+            return await super().__call__(request)
+        except HTTPException:
+            return None
 
 
-def _context(request: Request) -> ServiceContext:
+_basic = _Basic(auto_error=False, description="auth_id and auth_token")
+
+
+async def _context(request: Request) -> ServiceContext:
     ctx: ServiceContext = request.app.state.ctx
     return ctx
 

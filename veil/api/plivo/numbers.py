@@ -19,32 +19,12 @@ from veil.api.responses import json_response
 from veil.domain import messages
 from veil.domain.errors import InvalidRequest
 from veil.domain.list_filters import parse_paging
-from veil.domain.session_params import normalize_keys
+from veil.domain.values import MAX_NUMBER_TYPE_LENGTH, MAX_TEXT_LENGTH, Values, normalize_keys
 from veil.service import numbers as service
 
 router = APIRouter(
     prefix="/v1/Account/{auth_id}/Number", tags=["Numbers"], responses=schemas.ERRORS
 )
-
-
-def _flag(body: dict[str, Any], name: str) -> bool | None:
-    value = body.get(name)
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise InvalidRequest(messages.not_boolean(name))
-
-
-def _text(body: dict[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str | int) or isinstance(value, bool):
-        raise InvalidRequest(messages.not_text(name))
-    return str(value).strip()
 
 
 @router.post(
@@ -55,6 +35,7 @@ def _text(body: dict[str, Any], name: str) -> str | None:
 )
 async def add(request: Request, ctx: ContextDep, principal: PrincipalDep, auth_id: str) -> Response:
     body = normalize_keys(await read_body(request))
+    read = Values(body)
     raw = body.get("numbers", body.get("number"))
     if isinstance(raw, str | int) and not isinstance(raw, bool):
         listed = [part for part in str(raw).split(",") if part.strip()]
@@ -63,14 +44,14 @@ async def add(request: Request, ctx: ContextDep, principal: PrincipalDep, auth_i
     else:
         raise InvalidRequest(messages.missing("numbers"))
     details = service.NumberDetails(
-        carrier=_text(body, "carrier") or "",
-        region=_text(body, "region") or "",
-        number_type=_text(body, "number_type") or "local",
-        alias=_text(body, "alias") or None,
-        reserved=bool(_flag(body, "reserved")),
+        carrier=read.text("carrier", max_length=MAX_TEXT_LENGTH),
+        region=read.text("region", max_length=MAX_TEXT_LENGTH),
+        number_type=read.text("number_type", max_length=MAX_NUMBER_TYPE_LENGTH) or "local",
+        alias=read.text("alias", max_length=MAX_TEXT_LENGTH) or None,
+        reserved=read.boolean("reserved", False),
     )
     added = await service.add_numbers(
-        ctx, principal, listed, subaccount=_text(body, "subaccount"), details=details
+        ctx, principal, listed, subaccount=read.identifier("subaccount") or None, details=details
     )
     return json_response(
         {
@@ -88,12 +69,16 @@ async def list_(
 ) -> Response:
     query = {k.lower(): v for k, v in request.query_params.items()}
     limit, offset = parse_paging(query)
+    read = Values(query)
+    starts_with = read.text("number_startswith").lstrip("+")
+    if starts_with and not (starts_with.isascii() and starts_with.isdigit()):
+        raise InvalidRequest(messages.not_digits("number_startswith"))
     found, total = await service.list_numbers(
         ctx,
         principal,
-        subaccount=query.get("subaccount") or None,
-        starts_with=query.get("number_startswith") or None,
-        alias=query.get("alias") or None,
+        subaccount=read.identifier("subaccount") or None,
+        starts_with=starts_with or None,
+        alias=read.text("alias", max_length=MAX_TEXT_LENGTH) or None,
         limit=limit,
         offset=offset,
     )
@@ -124,12 +109,14 @@ async def update(
     number: str, request: Request, ctx: ContextDep, principal: PrincipalDep
 ) -> Response:
     body = normalize_keys(await read_body(request))
+    read = Values(body)
     changes: dict[str, Any] = {}
     if "alias" in body:
-        changes["alias"] = _text(body, "alias")
+        changes["alias"] = read.text("alias", max_length=MAX_TEXT_LENGTH)
     if "subaccount" in body:
-        changes["subaccount"] = _text(body, "subaccount")
-    await service.update_number(ctx, principal, number, reserved=_flag(body, "reserved"), **changes)
+        changes["subaccount"] = read.identifier("subaccount")
+    reserved = read.boolean("reserved", False) if read.given("reserved") else None
+    await service.update_number(ctx, principal, number, reserved=reserved, **changes)
     return json_response({"api_id": api_id(), "message": "changed"}, 202)
 
 

@@ -183,6 +183,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_number_claims_busy_until"), ["busy_until"], unique=False
         )
+        batch_op.create_index("ix_number_claims_number_key", ["number_id", "key"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_number_claims_session_id"), ["session_id"], unique=False
         )
@@ -239,6 +240,7 @@ def downgrade() -> None:
     op.drop_table("outbox")
     with op.batch_alter_table("number_claims", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_number_claims_session_id"))
+        batch_op.drop_index("ix_number_claims_number_key")
         batch_op.drop_index(batch_op.f("ix_number_claims_busy_until"))
 
     op.drop_table("number_claims")

@@ -1,0 +1,98 @@
+"""The ``veil`` command as an operator runs it: a real process on a real database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import plivo
+
+from tests.servers import POSTGRES_ADMIN_URL, _admin_sql
+from tests.utils import pool_number
+
+
+def veil(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("VEIL_")}
+    environment.update(env or {})
+    return subprocess.run([sys.executable, "-m", "veil.cli", *args], cwd=cwd, env=environment,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_accounts_and_numbers_on_the_embedded_default(tmp_path: Path) -> None:
+    # No settings at all: SQLite in ./veil.db, created and migrated on first use.
+    made = veil("accounts", "create", "--name", "Acme Rides", "--json", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    account = json.loads(made.stdout)
+    assert len(account["auth_id"]) == 20 and account["auth_id"].startswith("MA")
+    assert len(account["auth_token"]) == 40
+    plivo.RestClient(account["auth_id"], account["auth_token"])  # the SDK checks the shape
+    assert (tmp_path / "veil.db").exists()
+
+    sub = json.loads(veil("accounts", "create", "--name", "EU", "--parent", account["auth_id"],
+                          "--json", cwd=tmp_path).stdout)
+    assert sub["auth_id"].startswith("SA")
+
+    first, second = pool_number(), pool_number()
+    added = veil("numbers", "add", first, second.lstrip("+"), "--account", account["auth_id"],
+                 "--json", cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    assert [n["number"] for n in json.loads(added.stdout)] == [first, second]
+
+    scoped = pool_number()
+    assert veil("numbers", "add", scoped, "--account", account["auth_id"], "--subaccount",
+                sub["auth_id"], "--reserved", cwd=tmp_path).returncode == 0
+
+    listed = json.loads(veil("numbers", "list", "--json", cwd=tmp_path).stdout)
+    by_number = {n["number"]: n for n in listed}
+    assert set(by_number) == {first, second, scoped}
+    assert by_number[scoped]["subaccount"] == sub["auth_id"] and by_number[scoped]["reserved"]
+
+    assert veil("numbers", "remove", first, cwd=tmp_path).returncode == 0
+    listed = json.loads(veil("numbers", "list", "--account", account["auth_id"], "--json",
+                             cwd=tmp_path).stdout)
+    assert {n["number"] for n in listed} == {second, scoped}
+
+
+def test_errors_are_reported_with_a_nonzero_exit(tmp_path: Path) -> None:
+    missing = veil("numbers", "add", pool_number(), "--account", "MA" + "X" * 18, cwd=tmp_path)
+    assert missing.returncode == 1 and "no account" in missing.stderr
+
+    account = json.loads(veil("accounts", "create", "--name", "A", "--json", cwd=tmp_path).stdout)
+    bad = veil("numbers", "add", "12345", "--account", account["auth_id"], cwd=tmp_path)
+    assert bad.returncode == 1 and "not a valid phone number" in bad.stderr
+
+    settings = veil("accounts", "list", cwd=tmp_path, env={"VEIL_DATABASE_URL": "mysql://x"})
+    assert settings.returncode == 2 and "VEIL_DATABASE_URL" in settings.stderr
+
+
+def test_config_file_and_environment(tmp_path: Path) -> None:
+    config = tmp_path / "veil.toml"
+    config.write_text(f'database_url = "sqlite+aiosqlite:///{tmp_path / "from-toml.db"}"\n')
+    made = veil("accounts", "create", "--name", "A", "--config", str(config), cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "from-toml.db").exists()
+
+    # The environment wins over the file.
+    env = {"VEIL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'from-env.db'}"}
+    made = veil("accounts", "create", "--name", "B", "--config", str(config), cwd=tmp_path,
+                env=env)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "from-env.db").exists()
+
+
+def test_serve_refuses_an_unmigrated_postgresql(tmp_path: Path) -> None:
+    name = "veil_test_" + uuid.uuid4().hex[:12]
+    _admin_sql(f'CREATE DATABASE "{name}"')
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        refused = veil("serve", cwd=tmp_path, env={"VEIL_DATABASE_URL": url})
+        assert refused.returncode == 1 and "veil db upgrade" in refused.stderr
+        upgraded = veil("db", "upgrade", "--json", cwd=tmp_path, env={"VEIL_DATABASE_URL": url})
+        assert upgraded.returncode == 0, upgraded.stderr
+        assert json.loads(upgraded.stdout)["revision"]
+    finally:
+        _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
