@@ -26,6 +26,13 @@ def pin_key(pin: str) -> str:
     return "pin:" + pin
 
 
+def pair_key(first: str, second: str) -> str:
+    """The same key for (a, b) and (b, a); "" until a single-party session has both."""
+    if not first or not second:
+        return ""
+    return "|".join(sorted((first, second)))
+
+
 def claim_keys(parties: Sequence[str], pins: Sequence[str]) -> list[str]:
     """All keys a session claims on its number; empty parties and PINs are skipped."""
     return [party_key(p) for p in parties if p] + [pin_key(p) for p in pins if p]

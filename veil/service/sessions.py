@@ -5,11 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from veil.domain import messages
 from veil.domain.accounts import Account
-from veil.domain.allocator import CANDIDATES, claim_keys, party_key, rank_numbers
+from veil.domain.allocator import CANDIDATES, claim_keys, pair_key, party_key, rank_numbers
 from veil.domain.errors import InvalidRequest, NotFound
 from veil.domain.ids import is_uuid, new_uuid
 from veil.domain.list_filters import SessionFilter
@@ -25,6 +23,7 @@ from veil.service import accounts
 from veil.service.context import ServiceContext
 from veil.store import claims
 from veil.store import sessions as repo
+from veil.store.db import Conn
 
 # Allocation retries when a concurrent transaction took a claim first (PostgreSQL only:
 # SQLite writers are serial). Each retry sees the winner's claims and avoids them.
@@ -67,23 +66,22 @@ async def create_session(
                 # Sessions sharing a party compete for the same numbers: serialise them.
                 await ctx.db.lock_keys(conn, [_lock_key(main_id, party_key(p)) for p in parties])
                 now = ctx.clock.now()
+                pool = repo.FreeNumberQuery(
+                    account_id=main_id,
+                    subaccount_id=owner.id if owner.is_subaccount else None,
+                    country=country,
+                    keys=keys,
+                    now=now,
+                )
                 sticky = None
+                candidates: dict[int, str] = {}
                 if len(parties) == 2:
                     sticky = await repo.sticky_number(
-                        conn, main_account_id=main_id, first=parties[0], second=parties[1]
+                        conn, main_account_id=main_id, pair=pair_key(*parties)
                     )
-                candidates = dict(
-                    await repo.free_numbers(
-                        conn,
-                        account_id=main_id,
-                        subaccount_id=owner.id if owner.is_subaccount else None,
-                        country=country,
-                        keys=keys,
-                        now=now,
-                        prefer=sticky,
-                        limit=CANDIDATES,
-                    )
-                )
+                if sticky is not None:
+                    candidates.update(await repo.free_numbers(conn, pool, limit=1, only=sticky))
+                candidates.update(await repo.free_numbers(conn, pool, limit=CANDIDATES))
                 for number_id in rank_numbers(list(candidates), sticky):
                     chosen = settings
                     if generate:
@@ -122,7 +120,7 @@ async def create_session(
 
 
 async def _insert(
-    conn: AsyncConnection,
+    conn: Conn,
     request: SessionRequest,
     owner: Account,
     settings: SessionSettings,
@@ -142,6 +140,10 @@ async def _insert(
             "virtual_number": virtual_number,
             "first_party": request.first_party.value if request.first_party else "",
             "second_party": request.second_party.value if request.second_party else "",
+            "pair_key": pair_key(
+                request.first_party.value if request.first_party else "",
+                request.second_party.value if request.second_party else "",
+            ),
             "status": Status.ACTIVE.value,
             "created_time": now,
             "modified_time": now,
@@ -167,7 +169,7 @@ async def get_session(ctx: ServiceContext, principal: Account, uuid: str) -> Ses
         return await _find(conn, principal, uuid)
 
 
-async def _find(conn: AsyncConnection, principal: Account, uuid: str) -> Session:
+async def _find(conn: Conn, principal: Account, uuid: str) -> Session:
     """The principal's session ``uuid``; ``NotFound`` for anything else, including another
     account's session (never its data)."""
     session = await repo.get_session(conn, uuid) if is_uuid(uuid) else None
@@ -233,6 +235,11 @@ async def update_session(
             ):
                 raise InvalidRequest(messages.party_busy(name))
             values[name] = new.value
+        if "first_party" in values or "second_party" in values:
+            values["pair_key"] = pair_key(
+                str(values.get("first_party", session.first_party)),
+                str(values.get("second_party", session.second_party)),
+            )
 
         if update.session_expiry is not None:
             expiry = now + timedelta(seconds=update.session_expiry)

@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from veil.domain.accounts import Account
+from veil.store.db import Conn
 from veil.store.tables import accounts
 
 
@@ -17,7 +17,7 @@ def _account(row: Any) -> Account:
 
 
 async def insert_account(
-    conn: AsyncConnection,
+    conn: Conn,
     *,
     auth_id: str,
     auth_token: str,
@@ -42,18 +42,18 @@ async def insert_account(
     return _account(result.one())
 
 
-async def get_by_auth_id(conn: AsyncConnection, auth_id: str) -> Account | None:
+async def get_by_auth_id(conn: Conn, auth_id: str) -> Account | None:
     row = (await conn.execute(select(accounts).where(accounts.c.auth_id == auth_id))).first()
     return _account(row) if row else None
 
 
-async def get_by_id(conn: AsyncConnection, account_id: int) -> Account | None:
+async def get_by_id(conn: Conn, account_id: int) -> Account | None:
     row = (await conn.execute(select(accounts).where(accounts.c.id == account_id))).first()
     return _account(row) if row else None
 
 
 async def list_accounts(
-    conn: AsyncConnection,
+    conn: Conn,
     *,
     parent_id: int | None = None,
     limit: int | None = None,
@@ -71,9 +71,7 @@ async def list_accounts(
     return [_account(r) for r in rows], int(total)
 
 
-async def update_account(
-    conn: AsyncConnection, account_id: int, *, now: datetime, **values: Any
-) -> None:
+async def update_account(conn: Conn, account_id: int, *, now: datetime, **values: Any) -> None:
     await conn.execute(
         update(accounts).where(accounts.c.id == account_id).values(modified_time=now, **values)
     )

@@ -7,38 +7,33 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import TextClause, bindparam, delete, func, select, text, update
 
 from veil.domain.allocator import pin_key
-from veil.store.tables import number_claims
+from veil.store.db import Conn
+from veil.store.tables import UtcDateTime, number_claims
 
 
 @functools.cache
-def _claim_statement(dialect_name: str, count: int) -> Any:
-    """INSERT of ``count`` claims that takes over dead rows and leaves live ones alone."""
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    stmt = dialect.insert(number_claims).values(
-        [
-            {
-                "number_id": bindparam("number_id"),
-                "key": bindparam(f"key{i}"),
-                "session_id": bindparam("session_id"),
-                "busy_until": bindparam("busy_until"),
-            }
-            for i in range(count)
-        ]
-    )
-    return stmt.on_conflict_do_update(
-        index_elements=[number_claims.c.key, number_claims.c.number_id],
-        set_={"session_id": stmt.excluded.session_id, "busy_until": stmt.excluded.busy_until},
-        where=number_claims.c.busy_until <= bindparam("now"),
-    ).returning(number_claims.c.key)
+def _claim_statement(count: int) -> TextClause:
+    """INSERT of ``count`` claims that takes over dead rows and leaves live ones alone.
+
+    Written as text (the same on SQLite and PostgreSQL): SQLAlchemy cannot cache a
+    compiled multi-row upsert, and compiling it measured as a fifth of a session create.
+    """
+    rows = ", ".join(f"(:key{i}, :number_id, :session_id, :busy_until)" for i in range(count))
+    return text(
+        "INSERT INTO number_claims (key, number_id, session_id, busy_until) "
+        f"VALUES {rows} "
+        "ON CONFLICT (key, number_id) DO UPDATE "
+        "SET session_id = excluded.session_id, busy_until = excluded.busy_until "
+        "WHERE number_claims.busy_until <= :now "
+        "RETURNING key"
+    ).bindparams(bindparam("busy_until", type_=UtcDateTime), bindparam("now", type_=UtcDateTime))
 
 
 async def claim(
-    conn: AsyncConnection,
+    conn: Conn,
     *,
     number_id: int,
     keys: Sequence[str],
@@ -60,12 +55,12 @@ async def claim(
         "now": now,
     }
     params.update({f"key{i}": key for i, key in enumerate(keys)})
-    statement = _claim_statement(conn.dialect.name, len(keys))
+    statement = _claim_statement(len(keys))
     taken = (await conn.execute(statement, params)).scalars().all()
     return len(taken) == len(keys)
 
 
-async def set_busy_until(conn: AsyncConnection, session_id: int, busy_until: datetime) -> None:
+async def set_busy_until(conn: Conn, session_id: int, busy_until: datetime) -> None:
     await conn.execute(
         update(number_claims)
         .where(number_claims.c.session_id == session_id)
@@ -73,7 +68,7 @@ async def set_busy_until(conn: AsyncConnection, session_id: int, busy_until: dat
     )
 
 
-async def release(conn: AsyncConnection, session_id: int, key: str) -> None:
+async def release(conn: Conn, session_id: int, key: str) -> None:
     await conn.execute(
         delete(number_claims).where(
             number_claims.c.session_id == session_id, number_claims.c.key == key
@@ -81,9 +76,7 @@ async def release(conn: AsyncConnection, session_id: int, key: str) -> None:
     )
 
 
-async def session_on(
-    conn: AsyncConnection, *, number_id: int, key: str, now: datetime
-) -> int | None:
+async def session_on(conn: Conn, *, number_id: int, key: str, now: datetime) -> int | None:
     """The session holding a live claim of ``key`` on the number (call routing)."""
     result = await conn.execute(
         select(number_claims.c.session_id).where(
@@ -95,9 +88,7 @@ async def session_on(
     return result.scalar()
 
 
-async def live_pins(
-    conn: AsyncConnection, *, number_id: int, length: int, now: datetime
-) -> list[str]:
+async def live_pins(conn: Conn, *, number_id: int, length: int, now: datetime) -> list[str]:
     """The PINs of ``length`` digits held on a number by live claims."""
     prefix = pin_key("")
     result = await conn.execute(
@@ -111,7 +102,7 @@ async def live_pins(
     return [key[len(prefix) :] for key in result.scalars()]
 
 
-async def purge_dead(conn: AsyncConnection, now: datetime) -> int:
+async def purge_dead(conn: Conn, now: datetime) -> int:
     """Delete claims that ended; they no longer constrain anything."""
     result = await conn.execute(delete(number_claims).where(number_claims.c.busy_until <= now))
     return result.rowcount

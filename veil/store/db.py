@@ -1,13 +1,21 @@
 """The database handle: engine setup and the two ways to use it, ``read`` and ``write``.
 
-SQLite (the embedded default) allows one writer at a time. Veil serialises its own
-writers with an asyncio lock and opens every write transaction with ``BEGIN
-IMMEDIATE``, so a transaction that reads and then writes can never hit
-``SQLITE_BUSY`` half-way; other processes (the CLI) wait on ``busy_timeout``. Reads
-run outside a transaction in WAL mode and never wait for the writer.
+Repositories see one small interface, ``Conn`` (``await conn.execute(statement, params)``),
+behind which the two databases are driven differently:
 
-PostgreSQL runs writers concurrently; what must not interleave (allocations that
-share a party) takes a transaction-scoped advisory lock, see ``lock_keys``.
+- **PostgreSQL** through SQLAlchemy's asyncio engine and asyncpg. Writers run
+  concurrently; what must not interleave (allocations that share a party) takes a
+  transaction-scoped advisory lock, see ``lock_keys``.
+- **SQLite** (the embedded default) through SQLAlchemy's synchronous engine, *inline on
+  the event loop*. A statement on a local WAL-mode file takes microseconds; handing it
+  to a thread, as aiosqlite does (and SQLAlchemy's async adapter on top, with greenlets
+  and a task per connection close), measured at several times the cost of the statement
+  itself. What keeps the loop from ever waiting on SQLite:
+  * Veil's own writers are serialised by an asyncio lock, and WAL readers never wait
+    for the writer;
+  * write transactions start with ``BEGIN IMMEDIATE`` (so they cannot fail half-way on
+    a lock) under ``busy_timeout=0``: when another process (the CLI) holds the write
+    lock, the attempt fails at once and is retried after an asynchronous sleep.
 """
 
 from __future__ import annotations
@@ -16,18 +24,45 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
-from sqlalchemy import event, make_url, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import create_engine, event, make_url, text
+from sqlalchemy.engine import Connection, CursorResult, Dialect, Engine
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql import Executable
 
-from veil.store import sqlite_inline
+SQLITE_LOCK_WAIT = 10.0  # seconds a writer waits for another process's write lock
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
-_MODE = "veil_mode"
+Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+
+
+class Conn(Protocol):
+    """What repositories use of a database connection."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    async def execute(
+        self, statement: Executable, parameters: Params = None
+    ) -> CursorResult[Any]: ...
+
+
+class _InlineConn:
+    """A synchronous SQLAlchemy connection behind the ``Conn`` interface."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._conn.dialect
+
+    async def execute(self, statement: Executable, parameters: Params = None) -> CursorResult[Any]:
+        return self._conn.execute(statement, parameters)
 
 
 class Database:
@@ -36,46 +71,50 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"echo": echo}
+        self._sqlite: Engine | None = None
+        self._async: AsyncEngine | None = None
         if self.is_sqlite:
-            path = make_url(url).database or ""
-            kwargs["async_creator"] = lambda: sqlite_inline.connect(path)
+            sync_url = make_url(url).set(drivername="sqlite")
+            self._sqlite = create_engine(sync_url, echo=echo, pool_size=8, max_overflow=8)
+            _install_sqlite_hooks(self._sqlite)
+            self._write_lock = asyncio.Lock()
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
-        self._write_lock = asyncio.Lock() if self.is_sqlite else None
-        if self.is_sqlite:
-            _install_sqlite_hooks(self.engine)
+            self._async = create_async_engine(
+                url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True
+            )
 
     @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
+    async def write(self) -> AsyncIterator[Conn]:
         """One read-write transaction: committed on success, rolled back on error."""
-        if self._write_lock is None:
-            async with self.engine.begin() as conn:
+        if self._async is not None:
+            async with self._async.begin() as conn:
                 yield conn
             return
-        async with self._write_lock, self.engine.connect() as conn:
-            await conn.execution_options(**{_MODE: "write"})
-            await _begin_when_unlocked(conn)
-            try:
-                yield conn
-            except BaseException:
-                await conn.rollback()
-                raise
-            await conn.commit()
+        assert self._sqlite is not None
+        async with self._write_lock:
+            with self._sqlite.connect() as conn:
+                await _begin_immediate(conn)
+                try:
+                    yield _InlineConn(conn)
+                except BaseException:
+                    conn.exec_driver_sql("ROLLBACK")
+                    raise
+                conn.exec_driver_sql("COMMIT")
 
     @contextlib.asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
+    async def read(self) -> AsyncIterator[Conn]:
         """A connection for reads outside any transaction (each statement sees the
         latest committed data)."""
-        async with self.engine.connect() as conn:
-            if self.is_sqlite:
-                await conn.execution_options(**{_MODE: "read"})
-            else:
+        if self._async is not None:
+            async with self._async.connect() as conn:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
-            yield conn
+                yield conn
+            return
+        assert self._sqlite is not None
+        with self._sqlite.connect() as conn:
+            yield _InlineConn(conn)
 
-    async def lock_keys(self, conn: AsyncConnection, keys: Iterable[str]) -> None:
+    async def lock_keys(self, conn: Conn, keys: Iterable[str]) -> None:
         """Serialise transactions that touch the same keys (PostgreSQL advisory locks,
         released at commit). Sorted, so two transactions never wait on each other in a
         cycle. On SQLite, ``write`` is already serial and this does nothing."""
@@ -85,22 +124,23 @@ class Database:
             await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_id(key)})
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        if self._async is not None:
+            await self._async.dispose()
+        if self._sqlite is not None:
+            self._sqlite.dispose()
 
 
-async def _begin_when_unlocked(conn: AsyncConnection) -> None:
-    """BEGIN IMMEDIATE, waiting asynchronously while another process holds the write lock
-    (the inline driver has no busy_timeout: it must never block the event loop)."""
-    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+async def _begin_immediate(conn: Connection) -> None:
+    """BEGIN IMMEDIATE, waiting asynchronously while another process holds the lock."""
+    deadline = time.monotonic() + SQLITE_LOCK_WAIT
     delay = 0.001
     while True:
         try:
-            await conn.begin()
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
             return
         except OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
-            await conn.rollback()
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
 
@@ -110,26 +150,18 @@ def _lock_id(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
 
 
-def _install_sqlite_hooks(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _install_sqlite_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # The inline driver opens connections in autocommit mode, so that BEGIN IMMEDIATE
-        # is ours to emit (SQLAlchemy's documented recipe for pysqlite/aiosqlite).
-        assert dbapi_connection.isolation_level is None
+        # Autocommit at the driver: every BEGIN and COMMIT is Veil's own (SQLAlchemy's
+        # documented recipe for pysqlite), and reads run outside transactions.
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         for pragma in (
             "journal_mode=WAL",
             "synchronous=NORMAL",  # durable against process crashes; see README
             "foreign_keys=ON",
-            "busy_timeout=0",  # never block the loop: see _begin_when_unlocked
+            "busy_timeout=0",  # never block the event loop: see _begin_immediate
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        mode = conn.get_execution_options().get(_MODE)
-        if mode == "write":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        elif mode != "read":
-            conn.exec_driver_sql("BEGIN")

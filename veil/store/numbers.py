@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from veil.domain.numbers import VirtualNumber
+from veil.store.db import Conn
 from veil.store.tables import accounts, numbers, sessions
 
 _sub = accounts.alias("sub")
@@ -26,23 +26,23 @@ def _number(row: Any) -> VirtualNumber:
     return VirtualNumber(**row._mapping)
 
 
-async def insert_numbers(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+async def insert_numbers(conn: Conn, rows: Sequence[dict[str, Any]]) -> None:
     await conn.execute(insert(numbers), list(rows))
 
 
-async def existing(conn: AsyncConnection, e164s: Sequence[str]) -> list[str]:
+async def existing(conn: Conn, e164s: Sequence[str]) -> list[str]:
     """Which of these numbers are already in some account's pool."""
     result = await conn.execute(select(numbers.c.e164).where(numbers.c.e164.in_(e164s)))
     return list(result.scalars())
 
 
-async def get_number(conn: AsyncConnection, e164: str) -> VirtualNumber | None:
+async def get_number(conn: Conn, e164: str) -> VirtualNumber | None:
     row = (await conn.execute(_select().where(numbers.c.e164 == e164))).first()
     return _number(row) if row else None
 
 
 async def list_numbers(
-    conn: AsyncConnection,
+    conn: Conn,
     *,
     account_id: int | None,
     subaccount_id: int | None = None,
@@ -70,15 +70,15 @@ async def list_numbers(
     return [_number(r) for r in (await conn.execute(query)).all()], int(total)
 
 
-async def update_number(conn: AsyncConnection, number_id: int, **values: Any) -> None:
+async def update_number(conn: Conn, number_id: int, **values: Any) -> None:
     await conn.execute(update(numbers).where(numbers.c.id == number_id).values(**values))
 
 
-async def delete_number(conn: AsyncConnection, number_id: int) -> None:
+async def delete_number(conn: Conn, number_id: int) -> None:
     await conn.execute(delete(numbers).where(numbers.c.id == number_id))
 
 
-async def active_session_count(conn: AsyncConnection, number_id: int, now: datetime) -> int:
+async def active_session_count(conn: Conn, number_id: int, now: datetime) -> int:
     """Sessions on this number that are not expired (whatever the sweeper has done)."""
     result = await conn.execute(
         select(func.count())

@@ -6,15 +6,15 @@ from datetime import datetime
 
 import orjson
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from veil.domain.events import Callback
 from veil.domain.ids import new_uuid
+from veil.store.db import Conn
 from veil.store.tables import outbox
 
 
 async def enqueue(
-    conn: AsyncConnection,
+    conn: Conn,
     *,
     account_id: int,
     session_id: int | None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,6 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
-    case,
     cast,
     func,
     insert,
@@ -21,12 +21,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from veil.domain.list_filters import Bound, Op, SessionFilter
 from veil.domain.session import Session, Status
 from veil.domain.session_params import SETTINGS_FIELDS, SessionSettings
+from veil.store.db import Conn
 from veil.store.tables import number_claims, numbers, sessions
 
 _SETTINGS_COLUMNS = [sessions.c[name] for name in SETTINGS_FIELDS]
@@ -68,37 +68,30 @@ _STICKY = (
     select(sessions.c.number_id)
     .where(
         sessions.c.main_account_id == bindparam("main"),
-        or_(
-            and_(
-                sessions.c.first_party == bindparam("a"), sessions.c.second_party == bindparam("b")
-            ),
-            and_(
-                sessions.c.first_party == bindparam("b"), sessions.c.second_party == bindparam("a")
-            ),
-        ),
+        sessions.c.pair_key == bindparam("pair"),
     )
     .order_by(sessions.c.id.desc())
     .limit(1)
 )
 
 
-async def insert_session(conn: AsyncConnection, values: dict[str, Any]) -> Session:
+async def insert_session(conn: Conn, values: dict[str, Any]) -> Session:
     result = await conn.execute(_INSERT, values)
     return session_from_row(result.one())
 
 
-async def get_session(conn: AsyncConnection, uuid: str) -> Session | None:
+async def get_session(conn: Conn, uuid: str) -> Session | None:
     row = (await conn.execute(_BY_UUID, {"uuid": uuid})).first()
     return session_from_row(row) if row else None
 
 
-async def update_session(conn: AsyncConnection, session_id: int, values: dict[str, Any]) -> Session:
+async def update_session(conn: Conn, session_id: int, values: dict[str, Any]) -> Session:
     """Set the given columns (the SET clause is the keys of ``values``)."""
     result = await conn.execute(_UPDATE, {"session_id_": session_id, **values})
     return session_from_row(result.one())
 
 
-async def next_event_sequence(conn: AsyncConnection, session_id: int) -> int:
+async def next_event_sequence(conn: Conn, session_id: int) -> int:
     """Hand out the session's next callback SequenceNumber (1, 2, ...)."""
     result = await conn.execute(
         update(sessions)
@@ -133,7 +126,7 @@ def _bound_clause(bound: Bound) -> Any:
 
 
 async def list_sessions(
-    conn: AsyncConnection,
+    conn: Conn,
     *,
     main_account_id: int,
     account_id: int | None,
@@ -166,16 +159,14 @@ async def list_sessions(
     return [session_from_row(r) for r in rows], int(total)
 
 
-async def sticky_number(
-    conn: AsyncConnection, *, main_account_id: int, first: str, second: str
-) -> int | None:
-    """The number the latest session between these two parties had, in either order."""
-    result = await conn.execute(_STICKY, {"main": main_account_id, "a": first, "b": second})
+async def sticky_number(conn: Conn, *, main_account_id: int, pair: str) -> int | None:
+    """The number the latest session between this pair (``pair_key``) had."""
+    result = await conn.execute(_STICKY, {"main": main_account_id, "pair": pair})
     return result.scalar()
 
 
 @functools.cache
-def _free_numbers_query(scoped: bool, by_country: bool, preferring: bool) -> Select[Any]:
+def _free_numbers_query(scoped: bool, by_country: bool, only_one: bool) -> Select[Any]:
     busy = select(number_claims.c.number_id).where(
         number_claims.c.key.in_(bindparam("keys", expanding=True)),
         number_claims.c.busy_until > bindparam("now"),
@@ -190,43 +181,48 @@ def _free_numbers_query(scoped: bool, by_country: bool, preferring: bool) -> Sel
     ]
     if by_country:
         where.append(numbers.c.country == bindparam("country"))
-    order: list[Any] = [numbers.c.id]
-    if preferring:
-        order.insert(0, case((numbers.c.id == bindparam("prefer"), 0), else_=1))
+    if only_one:
+        where.append(numbers.c.id == bindparam("only"))
+    # In id order: the pool index yields that order, so the scan stops at ``limit``.
     return (
         select(numbers.c.id, numbers.c.e164)
         .where(*where)
-        .order_by(*order)
+        .order_by(numbers.c.id)
         .limit(bindparam("limit", type_=Integer, literal_execute=True))
     )
 
 
+@dataclass(frozen=True, slots=True)
+class FreeNumberQuery:
+    """Which numbers a new session may take: in scope and with none of ``keys`` claimed."""
+
+    account_id: int
+    subaccount_id: int | None
+    country: str | None
+    keys: Sequence[str]
+    now: datetime
+
+
 async def free_numbers(
-    conn: AsyncConnection,
-    *,
-    account_id: int,
-    subaccount_id: int | None,
-    country: str | None,
-    keys: Sequence[str],
-    now: datetime,
-    prefer: int | None,
-    limit: int,
+    conn: Conn, query: FreeNumberQuery, *, limit: int, only: int | None = None
 ) -> list[tuple[int, str]]:
-    """(id, e164) of numbers in scope where no key is claimed, ``prefer`` first."""
-    query = _free_numbers_query(subaccount_id is not None, country is not None, prefer is not None)
+    """(id, e164) of the free numbers, in id order; just ``only`` if given."""
+    statement = _free_numbers_query(
+        query.subaccount_id is not None, query.country is not None, only is not None
+    )
     params = {
-        "keys": list(keys),
-        "now": now,
-        "account": account_id,
-        "sub": subaccount_id,
-        "country": country,
-        "prefer": prefer,
+        "keys": list(query.keys),
+        "now": query.now,
+        "account": query.account_id,
+        "sub": query.subaccount_id,
+        "country": query.country,
+        "only": only,
         "limit": limit,
     }
-    return [(row.id, row.e164) for row in await conn.execute(query, params)]
+    return [(row.id, row.e164) for row in await conn.execute(statement, params)]
 
 
-async def due_for_expiry(conn: AsyncConnection, now: datetime, limit: int) -> list[Session]:
+async def due_for_expiry(conn: Conn, now: datetime, limit: int) -> list[Session]:
     """Sessions whose expiry has passed but that are not marked expired yet."""
     rows = (
         await conn.execute(
@@ -239,7 +235,7 @@ async def due_for_expiry(conn: AsyncConnection, now: datetime, limit: int) -> li
     return [session_from_row(r) for r in rows]
 
 
-async def mark_expired(conn: AsyncConnection, session_id: int, now: datetime) -> bool:
+async def mark_expired(conn: Conn, session_id: int, now: datetime) -> bool:
     """Mark a time-expired session expired; False if another worker already did."""
     result = await conn.execute(
         update(sessions)

@@ -105,6 +105,9 @@ sessions = Table(
     Column("virtual_number", String(16), nullable=False),
     Column("first_party", String(16), nullable=False),
     Column("second_party", String(16), nullable=False),
+    # Both parties in a fixed order (veil.domain.allocator.pair_key): finds the number a
+    # pair had before, whichever of them was first.
+    Column("pair_key", String(33), nullable=False),
     Column("status", String(16), nullable=False),
     Column("created_time", UtcDateTime, nullable=False),
     Column("modified_time", UtcDateTime, nullable=False),
@@ -144,7 +147,9 @@ sessions = Table(
     Column("event_sequence", Integer, nullable=False, default=0),
     Index("ix_sessions_listing", "main_account_id", "created_time"),
     Index("ix_sessions_due", "status", "expiry_time"),
-    Index("ix_sessions_pair", "first_party", "second_party"),
+    Index("ix_sessions_pair", "main_account_id", "pair_key"),
+    Index("ix_sessions_first_party", "main_account_id", "first_party"),
+    Index("ix_sessions_second_party", "main_account_id", "second_party"),
     Index("ix_sessions_number", "number_id"),
 )
 

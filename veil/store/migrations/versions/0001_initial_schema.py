@@ -99,6 +99,7 @@ def upgrade() -> None:
         sa.Column("virtual_number", sa.String(length=16), nullable=False),
         sa.Column("first_party", sa.String(length=16), nullable=False),
         sa.Column("second_party", sa.String(length=16), nullable=False),
+        sa.Column("pair_key", sa.String(length=33), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("created_time", veil.store.tables.UtcDateTime(timezone=True), nullable=False),
         sa.Column("modified_time", veil.store.tables.UtcDateTime(timezone=True), nullable=False),
@@ -153,10 +154,16 @@ def upgrade() -> None:
     with op.batch_alter_table("sessions", schema=None) as batch_op:
         batch_op.create_index("ix_sessions_due", ["status", "expiry_time"], unique=False)
         batch_op.create_index(
+            "ix_sessions_first_party", ["main_account_id", "first_party"], unique=False
+        )
+        batch_op.create_index(
             "ix_sessions_listing", ["main_account_id", "created_time"], unique=False
         )
         batch_op.create_index("ix_sessions_number", ["number_id"], unique=False)
-        batch_op.create_index("ix_sessions_pair", ["first_party", "second_party"], unique=False)
+        batch_op.create_index("ix_sessions_pair", ["main_account_id", "pair_key"], unique=False)
+        batch_op.create_index(
+            "ix_sessions_second_party", ["main_account_id", "second_party"], unique=False
+        )
 
     op.create_table(
         "number_claims",
@@ -245,9 +252,11 @@ def downgrade() -> None:
 
     op.drop_table("number_claims")
     with op.batch_alter_table("sessions", schema=None) as batch_op:
+        batch_op.drop_index("ix_sessions_second_party")
         batch_op.drop_index("ix_sessions_pair")
         batch_op.drop_index("ix_sessions_number")
         batch_op.drop_index("ix_sessions_listing")
+        batch_op.drop_index("ix_sessions_first_party")
         batch_op.drop_index("ix_sessions_due")
 
     op.drop_table("sessions")
