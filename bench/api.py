@@ -32,13 +32,13 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.servers import postgres_database, sqlite_database, veil_server  # noqa: E402
-from veil.clock import SystemClock  # noqa: E402
-from veil.domain.accounts import Account  # noqa: E402
-from veil.domain.session_params import Profile, parse_create  # noqa: E402
-from veil.service import accounts, numbers, sessions  # noqa: E402
-from veil.service.context import ServiceContext  # noqa: E402
-from veil.store.db import Database  # noqa: E402
+from tests.servers import postgres_database, sqlite_database, veil_server
+from veil.clock import SystemClock
+from veil.domain.accounts import Account
+from veil.domain.session_params import Profile, parse_create
+from veil.service import accounts, numbers, sessions
+from veil.service.context import ServiceContext
+from veil.store.db import Database
 
 POOL = 1000  # virtual numbers in the account
 PRECREATED = 2000  # sessions for the get benchmark
@@ -76,8 +76,10 @@ async def prepare(url: str) -> tuple[Account, list[str]]:
         await numbers.add_numbers(ctx, account, [f"+1415{3000000 + i}" for i in range(POOL)])
         uuids = []
         for i in range(PRECREATED):
-            request = parse_create({"first_party": f"+1917{2000000 + i}",
-                                    "second_party": f"+1718{2000000 + i}"}, Profile.CURRENT)
+            request = parse_create(
+                {"first_party": f"+1917{2000000 + i}", "second_party": f"+1718{2000000 + i}"},
+                Profile.CURRENT,
+            )
             uuids.append((await sessions.create_session(ctx, account, request)).uuid)
         return account, uuids
     finally:
@@ -89,26 +91,43 @@ def run_wrk(script: str, url: str, seconds: int, connections: int) -> dict[str, 
         handle.write(script)
     try:
         out = subprocess.run(
-            ["wrk", f"-t{THREADS}", f"-c{connections}", f"-d{seconds}s", "--latency",
-             "-s", handle.name, url],
-            capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+            [
+                "wrk",
+                f"-t{THREADS}",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--latency",
+                "-s",
+                handle.name,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
+        ).stdout
     finally:
         os.unlink(handle.name)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    percentiles = {p: _ms(v, unit) for p, v, unit in
-                   re.findall(r"\s+(50|99)%\s+([\d.]+)(us|ms|s)", out)}
-    return {"rate": rate, "p50_ms": percentiles.get("50", float("nan")),
-            "p99_ms": percentiles.get("99", float("nan")),
-            "errors": int(non2xx.group(1)) if non2xx else 0}
+    percentiles = {
+        p: _ms(v, unit) for p, v, unit in re.findall(r"\s+(50|99)%\s+([\d.]+)(us|ms|s)", out)
+    }
+    return {
+        "rate": rate,
+        "p50_ms": percentiles.get("50", float("nan")),
+        "p99_ms": percentiles.get("99", float("nan")),
+        "errors": int(non2xx.group(1)) if non2xx else 0,
+    }
 
 
 def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-async def fixed_rate(base: str, auth: str, path: str, uuids: list[str], rate: int,
-                     seconds: int) -> dict[str, float]:
+async def fixed_rate(
+    base: str, auth: str, path: str, uuids: list[str], rate: int, seconds: int
+) -> dict[str, float]:
     """Open loop at ``rate`` requests/s for ``seconds``: alternating creates and gets."""
     parts = urlsplit(base)
     total = rate * seconds
@@ -128,9 +147,10 @@ async def fixed_rate(base: str, auth: str, path: str, uuids: list[str], rate: in
         else:
             body = b""
             head = f"GET {path}{uuids[i % len(uuids)]}/ HTTP/1.1\r\n"
-        request = (head + f"Host: {parts.netloc}\r\nAuthorization: {auth}\r\n"
-                   f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-                   ).encode() + body
+        request = (
+            head + f"Host: {parts.netloc}\r\nAuthorization: {auth}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
         conn = idle.pop() if idle else await asyncio.open_connection(parts.hostname, parts.port)
         reader, writer = conn
         writer.write(request)
@@ -149,8 +169,12 @@ async def fixed_rate(base: str, auth: str, path: str, uuids: list[str], rate: in
     for _, writer in idle:
         writer.close()
     latencies.sort()
-    return {"rate": rate, "p50_ms": statistics.median(latencies),
-            "p99_ms": latencies[int(len(latencies) * 0.99) - 1], "errors": errors}
+    return {
+        "rate": rate,
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
+        "errors": errors,
+    }
 
 
 @contextmanager
@@ -169,17 +193,20 @@ def bench(backend: str, seconds: int, connections: int, rate: int) -> dict[str, 
         url = stack.enter_context(database(backend, directory))
         account, uuids = asyncio.run(prepare(url))
         server = stack.enter_context(veil_server(url, directory))
-        auth = "Basic " + base64.b64encode(
-            f"{account.auth_id}:{account.auth_token}".encode()).decode()
+        auth = (
+            "Basic " + base64.b64encode(f"{account.auth_id}:{account.auth_token}".encode()).decode()
+        )
         path = f"/v1/Account/{account.auth_id}/Masking/Session/"
         values = {"path": path, "auth": auth}
         quoted = ",".join(f'"{u}"' for u in uuids)
         results: dict[str, object] = {"backend": backend}
         results["create"] = run_wrk(CREATE_LUA % values, server.url + path, seconds, connections)
-        results["get"] = run_wrk(GET_LUA % {**values, "uuids": quoted}, server.url + path,
-                                 seconds, connections)
+        results["get"] = run_wrk(
+            GET_LUA % {**values, "uuids": quoted}, server.url + path, seconds, connections
+        )
         results["fixed_rate"] = asyncio.run(
-            fixed_rate(server.url, auth, path, uuids, rate, seconds))
+            fixed_rate(server.url, auth, path, uuids, rate, seconds)
+        )
         return results
 
 

@@ -15,11 +15,19 @@ from tests.servers import POSTGRES_ADMIN_URL, _admin_sql
 from tests.utils import pool_number
 
 
-def veil(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def veil(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("VEIL_")}
     environment.update(env or {})
-    return subprocess.run([sys.executable, "-m", "veil.cli", *args], cwd=cwd, env=environment,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "veil.cli", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_accounts_and_numbers_on_the_embedded_default(tmp_path: Path) -> None:
@@ -32,19 +40,49 @@ def test_accounts_and_numbers_on_the_embedded_default(tmp_path: Path) -> None:
     plivo.RestClient(account["auth_id"], account["auth_token"])  # the SDK checks the shape
     assert (tmp_path / "veil.db").exists()
 
-    sub = json.loads(veil("accounts", "create", "--name", "EU", "--parent", account["auth_id"],
-                          "--json", cwd=tmp_path).stdout)
+    sub = json.loads(
+        veil(
+            "accounts",
+            "create",
+            "--name",
+            "EU",
+            "--parent",
+            account["auth_id"],
+            "--json",
+            cwd=tmp_path,
+        ).stdout
+    )
     assert sub["auth_id"].startswith("SA")
 
     first, second = pool_number(), pool_number()
-    added = veil("numbers", "add", first, second.lstrip("+"), "--account", account["auth_id"],
-                 "--json", cwd=tmp_path)
+    added = veil(
+        "numbers",
+        "add",
+        first,
+        second.lstrip("+"),
+        "--account",
+        account["auth_id"],
+        "--json",
+        cwd=tmp_path,
+    )
     assert added.returncode == 0, added.stderr
     assert [n["number"] for n in json.loads(added.stdout)] == [first, second]
 
     scoped = pool_number()
-    assert veil("numbers", "add", scoped, "--account", account["auth_id"], "--subaccount",
-                sub["auth_id"], "--reserved", cwd=tmp_path).returncode == 0
+    assert (
+        veil(
+            "numbers",
+            "add",
+            scoped,
+            "--account",
+            account["auth_id"],
+            "--subaccount",
+            sub["auth_id"],
+            "--reserved",
+            cwd=tmp_path,
+        ).returncode
+        == 0
+    )
 
     listed = json.loads(veil("numbers", "list", "--json", cwd=tmp_path).stdout)
     by_number = {n["number"]: n for n in listed}
@@ -52,8 +90,9 @@ def test_accounts_and_numbers_on_the_embedded_default(tmp_path: Path) -> None:
     assert by_number[scoped]["subaccount"] == sub["auth_id"] and by_number[scoped]["reserved"]
 
     assert veil("numbers", "remove", first, cwd=tmp_path).returncode == 0
-    listed = json.loads(veil("numbers", "list", "--account", account["auth_id"], "--json",
-                             cwd=tmp_path).stdout)
+    listed = json.loads(
+        veil("numbers", "list", "--account", account["auth_id"], "--json", cwd=tmp_path).stdout
+    )
     assert {n["number"] for n in listed} == {second, scoped}
 
 
@@ -78,8 +117,7 @@ def test_config_file_and_environment(tmp_path: Path) -> None:
 
     # The environment wins over the file.
     env = {"VEIL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'from-env.db'}"}
-    made = veil("accounts", "create", "--name", "B", "--config", str(config), cwd=tmp_path,
-                env=env)
+    made = veil("accounts", "create", "--name", "B", "--config", str(config), cwd=tmp_path, env=env)
     assert made.returncode == 0, made.stderr
     assert (tmp_path / "from-env.db").exists()
 

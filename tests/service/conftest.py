@@ -22,8 +22,9 @@ T = TypeVar("T")
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def service_database(request: pytest.FixtureRequest,
-                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def service_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     if request.param == "sqlite":
         with sqlite_database(tmp_path_factory.mktemp("service")) as url:
             yield url

@@ -70,22 +70,33 @@ def conflicts(held: Held, parties: set[str], pins: set[str]) -> bool:
 async def holding(ctx: ServiceContext, account_id: int, now: datetime) -> list[Held]:
     """Sessions that still hold their number at ``now``, from the table itself."""
     async with ctx.db.read() as conn:
-        rows = (await conn.execute(select(sessions_table).where(
-            sessions_table.c.main_account_id == account_id))).all()
+        rows = (
+            await conn.execute(
+                select(sessions_table).where(sessions_table.c.main_account_id == account_id)
+            )
+        ).all()
     held = []
     for row in rows:
         busy_until = row.expiry_time + timedelta(seconds=row.virtual_number_cooloff_period)
         if now < busy_until:
-            pins = ({row.first_party_pin, row.second_party_pin}
-                    if row.is_pin_authentication_required else set())
-            held.append(Held(row.virtual_number, frozenset({row.first_party, row.second_party}),
-                             frozenset(pins)))
+            pins = (
+                {row.first_party_pin, row.second_party_pin}
+                if row.is_pin_authentication_required
+                else set()
+            )
+            held.append(
+                Held(
+                    row.virtual_number,
+                    frozenset({row.first_party, row.second_party}),
+                    frozenset(pins),
+                )
+            )
     return held
 
 
 def check_unique(held: list[Held]) -> None:
     for i, one in enumerate(held):
-        for other in held[i + 1:]:
+        for other in held[i + 1 :]:
             if one.number == other.number:
                 assert not (one.parties & other.parties), (one, other)
                 assert not (one.pins & other.pins), (one, other)
@@ -93,8 +104,9 @@ def check_unique(held: list[Held]) -> None:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plan=steps, pool_size=st.integers(1, 3))
-def test_allocation_rule(property_database: str, plan: list[tuple[Any, ...]],
-                         pool_size: int) -> None:
+def test_allocation_rule(
+    property_database: str, plan: list[tuple[Any, ...]], pool_size: int
+) -> None:
     async def scenario(ctx: ServiceContext, clock: FakeClock) -> None:
         account = await accounts.create_account(ctx, name="prop")
         pool = [pool_number() for _ in range(pool_size)]
@@ -109,23 +121,34 @@ def test_allocation_rule(property_database: str, plan: list[tuple[Any, ...]],
                 _, a, b, cooloff, pins = step
                 if a == b or (pins is not None and pins[0] == pins[1]):
                     continue
-                body: dict[str, Any] = {"first_party": people[a], "second_party": people[b],
-                                        "session_expiry": SESSION_EXPIRY,
-                                        "virtual_number_cooloff_period": cooloff}
+                body: dict[str, Any] = {
+                    "first_party": people[a],
+                    "second_party": people[b],
+                    "session_expiry": SESSION_EXPIRY,
+                    "virtual_number_cooloff_period": cooloff,
+                }
                 if pins is not None:
-                    body.update(is_pin_authentication_required=True,
-                                pin_prompt_play="https://example.com/pin.wav",
-                                first_party_pin=pins[0], second_party_pin=pins[1])
+                    body.update(
+                        is_pin_authentication_required=True,
+                        pin_prompt_play="https://example.com/pin.wav",
+                        first_party_pin=pins[0],
+                        second_party_pin=pins[1],
+                    )
                 want_parties = {people[a], people[b]}
                 want_pins = set(pins) if pins is not None else set()
                 before = await holding(ctx, account.id, clock.now())
-                free = [n for n in pool
-                        if not any(h.number == n and conflicts(h, want_parties, want_pins)
-                                   for h in before)]
+                free = [
+                    n
+                    for n in pool
+                    if not any(
+                        h.number == n and conflicts(h, want_parties, want_pins) for h in before
+                    )
+                ]
                 pair = frozenset(want_parties)
                 try:
                     session = await sessions.create_session(
-                        ctx, account, parse_create(body, Profile.CURRENT))
+                        ctx, account, parse_create(body, Profile.CURRENT)
+                    )
                 except InvalidRequest as exc:
                     assert exc.message == messages.POOL_EXHAUSTED
                     assert free == [], "pool exhausted although a number was free"
@@ -144,8 +167,12 @@ def test_allocation_rule(property_database: str, plan: list[tuple[Any, ...]],
             elif kind == "extend" and created:
                 uuid = created[step[1] % len(created)]
                 try:
-                    await sessions.update_session(ctx, account, uuid, parse_update(
-                        {"session_expiry": step[2]}, Profile.CURRENT))
+                    await sessions.update_session(
+                        ctx,
+                        account,
+                        uuid,
+                        parse_update({"session_expiry": step[2]}, Profile.CURRENT),
+                    )
                 except InvalidRequest as exc:
                     assert exc.message == messages.ALREADY_EXPIRED
             elif kind == "wait":

@@ -36,7 +36,8 @@ def create_body(first: str, second: str, **extra: Any) -> Any:
 async def outbox_rows(ctx: ServiceContext, account: Account) -> list[Any]:
     async with ctx.db.read() as conn:
         result = await conn.execute(
-            select(outbox).where(outbox.c.account_id == account.id).order_by(outbox.c.id))
+            select(outbox).where(outbox.c.account_id == account.id).order_by(outbox.c.id)
+        )
         return list(result.all())
 
 
@@ -44,10 +45,12 @@ def test_reads_expired_the_moment_expiry_passes(service_database: str) -> None:
     async def scenario(ctx: ServiceContext, clock: FakeClock) -> None:
         account, _ = await new_account(ctx)
         created = await sessions.create_session(
-            ctx, account, create_body(party_number(), party_number(), session_expiry=120))
+            ctx, account, create_body(party_number(), party_number(), session_expiry=120)
+        )
         clock.advance(119)
         assert (await sessions.get_session(ctx, account, created.uuid)).status_at(
-            clock.now()) is Status.ACTIVE
+            clock.now()
+        ) is Status.ACTIVE
         clock.advance(1)  # exactly at expiry_time
         stored = await sessions.get_session(ctx, account, created.uuid)
         assert stored.status is Status.ACTIVE  # nothing has swept it yet...
@@ -57,7 +60,8 @@ def test_reads_expired_the_moment_expiry_passes(service_database: str) -> None:
         expired = parse_list_query([("status", "expired")], clock.now())
         active = parse_list_query([("status", "active")], clock.now())
         assert [s.uuid for s in (await sessions.list_sessions(ctx, account, expired))[0]] == [
-            created.uuid]
+            created.uuid
+        ]
         assert (await sessions.list_sessions(ctx, account, active))[1] == 0
 
     run_scenario(service_database, scenario)
@@ -67,11 +71,20 @@ def test_sweeper_marks_expired_and_writes_one_timeout_event(service_database: st
     async def scenario(ctx: ServiceContext, clock: FakeClock) -> None:
         account, [number] = await new_account(ctx)
         first, second = party_number(), party_number()
-        with_callback = await sessions.create_session(ctx, account, create_body(
-            first, second, session_expiry=60, callback_url="https://example.com/cb",
-            callback_method="GET"))
-        await sessions.create_session(ctx, account, create_body(
-            party_number(), party_number(), session_expiry=60))  # no callback_url: no event
+        with_callback = await sessions.create_session(
+            ctx,
+            account,
+            create_body(
+                first,
+                second,
+                session_expiry=60,
+                callback_url="https://example.com/cb",
+                callback_method="GET",
+            ),
+        )
+        await sessions.create_session(
+            ctx, account, create_body(party_number(), party_number(), session_expiry=60)
+        )  # no callback_url: no event
         clock.advance(61)
         assert await sweeper.sweep_all(ctx) >= 2
         assert await sweeper.sweep_all(ctx) == 0  # idempotent
@@ -80,7 +93,12 @@ def test_sweeper_marks_expired_and_writes_one_timeout_event(service_database: st
         assert stored.status is Status.EXPIRED
         [row] = await outbox_rows(ctx, account)
         assert (row.event, row.url, row.method, row.sequence, row.status) == (
-            "SessionTimeout", "https://example.com/cb", "GET", 1, "pending")
+            "SessionTimeout",
+            "https://example.com/cb",
+            "GET",
+            1,
+            "pending",
+        )
         assert orjson.loads(row.payload) == {
             "EventName": "SessionTimeout",
             "EventTimestamp": with_callback.expiry_time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -98,8 +116,9 @@ def test_expired_session_frees_its_number_without_a_sweep(service_database: str)
     async def scenario(ctx: ServiceContext, clock: FakeClock) -> None:
         account, [number] = await new_account(ctx)
         agent = party_number()
-        await sessions.create_session(ctx, account, create_body(agent, party_number(),
-                                                                session_expiry=60))
+        await sessions.create_session(
+            ctx, account, create_body(agent, party_number(), session_expiry=60)
+        )
         with pytest.raises(InvalidRequest, match=messages.POOL_EXHAUSTED):
             await sessions.create_session(ctx, account, create_body(agent, party_number()))
         clock.advance(60)
@@ -114,8 +133,11 @@ def test_cooloff_keeps_the_number_from_both_parties(service_database: str, ended
     async def scenario(ctx: ServiceContext, clock: FakeClock) -> None:
         account, [number] = await new_account(ctx)
         agent, customer = party_number(), party_number()
-        first = await sessions.create_session(ctx, account, create_body(
-            agent, customer, session_expiry=300, virtual_number_cooloff_period=600))
+        first = await sessions.create_session(
+            ctx,
+            account,
+            create_body(agent, customer, session_expiry=300, virtual_number_cooloff_period=600),
+        )
         if ended_by == "delete":
             clock.advance(100)
             await sessions.expire_session(ctx, account, first.uuid)
@@ -127,7 +149,8 @@ def test_cooloff_keeps_the_number_from_both_parties(service_database: str, ended
                 await sessions.create_session(ctx, account, create_body(party, party_number()))
         # Someone else entirely may use the number during the cool-off.
         other = await sessions.create_session(
-            ctx, account, create_body(party_number(), party_number()))
+            ctx, account, create_body(party_number(), party_number())
+        )
         assert other.virtual_number == number
         clock.advance(600)
         later = await sessions.create_session(ctx, account, create_body(agent, party_number()))
@@ -140,19 +163,30 @@ def test_updating_expiry_moves_the_claims(service_database: str) -> None:
     async def scenario(ctx: ServiceContext, clock: FakeClock) -> None:
         account, _ = await new_account(ctx)
         agent = party_number()
-        created = await sessions.create_session(ctx, account, create_body(
-            agent, party_number(), session_expiry=60))
+        created = await sessions.create_session(
+            ctx, account, create_body(agent, party_number(), session_expiry=60)
+        )
         clock.advance(30)
         updated = await sessions.update_session(
-            ctx, account, created.uuid, parse_update({"session_expiry": 600}, Profile.CURRENT))
+            ctx, account, created.uuid, parse_update({"session_expiry": 600}, Profile.CURRENT)
+        )
         assert (updated.expiry_time - clock.now()).total_seconds() == 600
         assert updated.duration == 630
         clock.advance(100)  # past the old expiry, inside the new one
         with pytest.raises(InvalidRequest, match=messages.POOL_EXHAUSTED):
             await sessions.create_session(ctx, account, create_body(agent, party_number()))
         async with ctx.db.read() as conn:
-            busy = (await conn.execute(select(number_claims.c.busy_until).where(
-                number_claims.c.session_id == created.id))).scalars().all()
+            busy = (
+                (
+                    await conn.execute(
+                        select(number_claims.c.busy_until).where(
+                            number_claims.c.session_id == created.id
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
         assert busy == [updated.expiry_time, updated.expiry_time]
 
     run_scenario(service_database, scenario)
@@ -163,17 +197,26 @@ def test_single_party_fill_in_respects_the_uniqueness_rule(service_database: str
         account, _ = await new_account(ctx)
         agent, customer = party_number(), party_number()
         await sessions.create_session(ctx, account, create_body(agent, customer))
-        lone = await sessions.create_session(ctx, account, parse_create(
-            {"first_party": party_number(), "create_session_with_single_party": True},
-            Profile.CURRENT))
+        lone = await sessions.create_session(
+            ctx,
+            account,
+            parse_create(
+                {"first_party": party_number(), "create_session_with_single_party": True},
+                Profile.CURRENT,
+            ),
+        )
         # Only one number: the agent is already on it with the customer.
-        assert lone.virtual_number == (await sessions.get_session(
-            ctx, account, lone.uuid)).virtual_number
+        assert (
+            lone.virtual_number
+            == (await sessions.get_session(ctx, account, lone.uuid)).virtual_number
+        )
         with pytest.raises(InvalidRequest, match=messages.party_busy("second_party")):
-            await sessions.update_session(ctx, account, lone.uuid, parse_update(
-                {"second_party": agent}, Profile.CURRENT))
-        filled = await sessions.update_session(ctx, account, lone.uuid, parse_update(
-            {"second_party": party_number()}, Profile.CURRENT))
+            await sessions.update_session(
+                ctx, account, lone.uuid, parse_update({"second_party": agent}, Profile.CURRENT)
+            )
+        filled = await sessions.update_session(
+            ctx, account, lone.uuid, parse_update({"second_party": party_number()}, Profile.CURRENT)
+        )
         assert filled.second_party
 
     run_scenario(service_database, scenario)
@@ -182,8 +225,11 @@ def test_single_party_fill_in_respects_the_uniqueness_rule(service_database: str
 def test_a_number_in_use_cannot_be_removed(service_database: str) -> None:
     async def scenario(ctx: ServiceContext, clock: FakeClock) -> None:
         account, [number] = await new_account(ctx)
-        created = await sessions.create_session(ctx, account, create_body(
-            party_number(), party_number(), virtual_number_cooloff_period=3600))
+        created = await sessions.create_session(
+            ctx,
+            account,
+            create_body(party_number(), party_number(), virtual_number_cooloff_period=3600),
+        )
         with pytest.raises(Conflict, match=messages.NUMBER_IN_USE):
             await numbers.remove_number(ctx, account, number)
         await sessions.expire_session(ctx, account, created.uuid)

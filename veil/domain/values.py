@@ -66,7 +66,8 @@ def normalize_keys(body: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[name] = value
     for name, value in aliased.items():
-        out.setdefault(name, value)
+        if out.get(name) in (None, ""):  # "" is "not given": the alias applies
+            out[name] = value
     return out
 
 
