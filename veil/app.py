@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from veil import __version__
 from veil.api import health
 from veil.api.paths import NormalizePlivoPaths
-from veil.api.plivo import accounts, numbers
+from veil.api.plivo import accounts, numbers, schemas
 from veil.api.plivo.errors import install_error_handlers
 from veil.api.plivo.sessions import session_router
 from veil.clock import Clock, SystemClock
@@ -60,4 +62,21 @@ def build_app(
     app.include_router(numbers.router)
     app.include_router(accounts.router)
     app.add_middleware(NormalizePlivoPaths)
+    _document_security(app)
     return app
+
+
+def _document_security(app: FastAPI) -> None:
+    """Routes authenticate by calling ``caller`` (not a dependency FastAPI would see), so
+    the security scheme they name is declared here."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            schema.setdefault("components", {})["securitySchemes"] = schemas.SECURITY_SCHEME
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -23,13 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.engine import Connection, CursorResult, Dialect, Engine
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
 
@@ -78,6 +78,8 @@ class Database:
             self._sqlite = create_engine(sync_url, echo=echo, pool_size=8, max_overflow=8)
             _install_sqlite_hooks(self._sqlite)
             self._write_lock = asyncio.Lock()
+            self._writer: Connection | None = None  # the one connection that writes
+            self._batch: asyncio.Future[None] | None = None
         else:
             self._async = create_async_engine(
                 url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True
@@ -85,21 +87,58 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[Conn]:
-        """One read-write transaction: committed on success, rolled back on error."""
+        """One read-write transaction: committed on success, rolled back on error.
+
+        Returns only once the change is committed. On SQLite, writers that run in the
+        same turn of the event loop share one transaction (group commit), each in a
+        savepoint of its own: a writer's failure rolls back only its own changes, and
+        the commit, which costs more than a session create's statements together, is
+        paid once per turn instead of once per writer.
+        """
         if self._async is not None:
             async with self._async.begin() as conn:
                 yield conn
             return
-        assert self._sqlite is not None
         async with self._write_lock:
-            with self._sqlite.connect() as conn:
-                await _begin_immediate(conn)
-                try:
-                    yield _InlineConn(conn)
-                except BaseException:
-                    conn.exec_driver_sql("ROLLBACK")
-                    raise
-                conn.exec_driver_sql("COMMIT")
+            batch = await self._join_batch()
+            writer = self._writer
+            assert writer is not None
+            control = _control(writer)
+            control("SAVEPOINT writer")
+            try:
+                yield _InlineConn(writer)
+            except BaseException:
+                control("ROLLBACK TO writer")
+                control("RELEASE writer")
+                raise
+            control("RELEASE writer")
+        await asyncio.shield(batch)
+
+    async def _join_batch(self) -> asyncio.Future[None]:
+        """The open transaction's commit, beginning one (and scheduling its commit for
+        the end of this loop turn) if none is open."""
+        if self._batch is not None:
+            return self._batch
+        assert self._sqlite is not None
+        if self._writer is None:
+            self._writer = self._sqlite.connect()
+        await _begin_immediate(self._writer)
+        loop = asyncio.get_running_loop()
+        self._batch = loop.create_future()
+        loop.call_soon(self._commit_batch)
+        return self._batch
+
+    def _commit_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        assert batch is not None and self._writer is not None
+        try:
+            _control(self._writer)("COMMIT")
+        except Exception as exc:  # e.g. disk full: every writer of the batch must know
+            with contextlib.suppress(Exception):
+                _control(self._writer)("ROLLBACK")
+            batch.set_exception(exc)
+            return
+        batch.set_result(None)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[Conn]:
@@ -127,6 +166,9 @@ class Database:
         if self._async is not None:
             await self._async.dispose()
         if self._sqlite is not None:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
             self._sqlite.dispose()
 
 
@@ -136,13 +178,22 @@ async def _begin_immediate(conn: Connection) -> None:
     delay = 0.001
     while True:
         try:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _control(conn)("BEGIN IMMEDIATE")
             return
-        except OperationalError as exc:
+        except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
+
+
+def _control(conn: Connection) -> Callable[[str], Any]:
+    """Run a transaction-control statement on the driver connection directly: SQLAlchemy
+    does not track Veil's BEGIN/SAVEPOINT/COMMIT (the driver is in autocommit mode), and
+    going through it costs more than SQLite's own work for these statements."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    return driver.execute  # type: ignore[no-any-return]
 
 
 def _lock_id(key: str) -> int:
@@ -157,8 +208,11 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         # documented recipe for pysqlite), and reads run outside transactions.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Setting the journal mode takes a lock even when it is already WAL; reading it
+        # does not, so a connection can open while another process writes.
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            cursor.execute("PRAGMA journal_mode=WAL")
         for pragma in (
-            "journal_mode=WAL",
             "synchronous=NORMAL",  # durable against process crashes; see README
             "foreign_keys=ON",
             "busy_timeout=0",  # never block the event loop: see _begin_immediate

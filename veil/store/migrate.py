@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import make_url
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -25,6 +28,13 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at ``url`` to ``revision``. Must not run inside an event loop."""
     command.upgrade(alembic_config(url), revision)
+    if url.startswith("sqlite"):
+        # WAL is a property of the file; set it once here, while nothing else has the
+        # database open (switching needs a lock that a running writer would hold).
+        path = make_url(url).database
+        if path and path != ":memory:":
+            with contextlib.closing(sqlite3.connect(path)) as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
 
 
 def head_revision() -> str | None:

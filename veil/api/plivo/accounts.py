@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from veil.api.plivo import schemas
 from veil.api.plivo.body import read_body
-from veil.api.plivo.deps import ContextDep, PrincipalDep, public_url
+from veil.api.plivo.caller import caller
 from veil.api.plivo.shapes import account_object, api_id, meta
 from veil.api.responses import json_response
 from veil.domain import messages
@@ -19,8 +19,10 @@ from veil.service import accounts as service
 router = APIRouter(prefix="/v1/Account/{auth_id}", tags=["Accounts"], responses=schemas.ERRORS)
 
 
-@router.get("/", summary="Get your account")
-async def get_account(principal: PrincipalDep, auth_id: str) -> Response:
+@router.get("/", openapi_extra=schemas.operation("auth_id"), summary="Get your account")
+async def get_account(request: Request) -> Response:
+    who = await caller(request)
+    principal, auth_id = who.account, who.account.auth_id
     return json_response(
         {
             "api_id": api_id(),
@@ -34,8 +36,15 @@ async def get_account(principal: PrincipalDep, auth_id: str) -> Response:
     )
 
 
-@router.post("/Subaccount/", status_code=201, summary="Create a subaccount")
-async def create_subaccount(request: Request, ctx: ContextDep, principal: PrincipalDep) -> Response:
+@router.post(
+    "/Subaccount/",
+    openapi_extra=schemas.operation("auth_id"),
+    status_code=201,
+    summary="Create a subaccount",
+)
+async def create_subaccount(request: Request) -> Response:
+    who = await caller(request)
+    ctx, principal = who.ctx, who.account
     body = normalize_keys(await read_body(request))
     if principal.is_subaccount:
         raise InvalidRequest(messages.SUBACCOUNT_CANNOT_CREATE)
@@ -57,13 +66,13 @@ async def create_subaccount(request: Request, ctx: ContextDep, principal: Princi
     )
 
 
-@router.get("/Subaccount/", summary="List subaccounts")
-async def list_subaccounts(
-    request: Request, ctx: ContextDep, principal: PrincipalDep, auth_id: str
-) -> Response:
+@router.get("/Subaccount/", openapi_extra=schemas.operation("auth_id"), summary="List subaccounts")
+async def list_subaccounts(request: Request) -> Response:
+    who = await caller(request)
+    ctx, principal, auth_id = who.ctx, who.account, who.account.auth_id
     limit, offset = parse_paging({k.lower(): v for k, v in request.query_params.items()})
     found, total = await service.list_subaccounts(ctx, principal, limit=limit, offset=offset)
-    base = f"{public_url(request)}/v1/Account/{auth_id}/Subaccount/"
+    base = f"{who.public_url}/v1/Account/{auth_id}/Subaccount/"
     return json_response(
         {
             "api_id": api_id(),
@@ -73,18 +82,32 @@ async def list_subaccounts(
     )
 
 
-@router.get("/Subaccount/{subaccount}/", summary="Get a subaccount")
-async def get_subaccount(
-    subaccount: str, ctx: ContextDep, principal: PrincipalDep, auth_id: str
-) -> Response:
+@router.get(
+    "/Subaccount/{subaccount}/",
+    openapi_extra=schemas.operation("auth_id", "subaccount"),
+    summary="Get a subaccount",
+)
+async def get_subaccount(request: Request) -> Response:
+    who = await caller(request)
+    ctx, principal, auth_id, subaccount = (
+        who.ctx,
+        who.account,
+        who.account.auth_id,
+        request.path_params["subaccount"],
+    )
     found = await service.get_subaccount(ctx, principal, subaccount)
     return json_response({"api_id": api_id(), **account_object(found, auth_id)})
 
 
-@router.post("/Subaccount/{subaccount}/", status_code=202, summary="Rename or disable a subaccount")
-async def update_subaccount(
-    subaccount: str, request: Request, ctx: ContextDep, principal: PrincipalDep
-) -> Response:
+@router.post(
+    "/Subaccount/{subaccount}/",
+    openapi_extra=schemas.operation("auth_id", "subaccount"),
+    status_code=202,
+    summary="Rename or disable a subaccount",
+)
+async def update_subaccount(request: Request) -> Response:
+    who = await caller(request)
+    ctx, principal, subaccount = who.ctx, who.account, request.path_params["subaccount"]
     read = Values(normalize_keys(await read_body(request)))
     await service.update_subaccount(
         ctx,

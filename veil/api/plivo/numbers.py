@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from veil.api.plivo import schemas
 from veil.api.plivo.body import read_body
-from veil.api.plivo.deps import ContextDep, PrincipalDep, public_url
+from veil.api.plivo.caller import caller
 from veil.api.plivo.shapes import api_id, meta, number_object
 from veil.api.responses import json_response
 from veil.domain import messages
@@ -29,11 +29,14 @@ router = APIRouter(
 
 @router.post(
     "/",
+    openapi_extra=schemas.operation("auth_id"),
     status_code=202,
     response_model=schemas.Message,
     summary="Add numbers from your own carrier to the pool",
 )
-async def add(request: Request, ctx: ContextDep, principal: PrincipalDep, auth_id: str) -> Response:
+async def add(request: Request) -> Response:
+    who = await caller(request)
+    ctx, principal, auth_id = who.ctx, who.account, who.account.auth_id
     body = normalize_keys(await read_body(request))
     read = Values(body)
     raw = body.get("numbers", body.get("number"))
@@ -63,10 +66,10 @@ async def add(request: Request, ctx: ContextDep, principal: PrincipalDep, auth_i
     )
 
 
-@router.get("/", summary="List numbers")
-async def list_(
-    request: Request, ctx: ContextDep, principal: PrincipalDep, auth_id: str
-) -> Response:
+@router.get("/", openapi_extra=schemas.operation("auth_id"), summary="List numbers")
+async def list_(request: Request) -> Response:
+    who = await caller(request)
+    ctx, principal, auth_id = who.ctx, who.account, who.account.auth_id
     query = {k.lower(): v for k, v in request.query_params.items()}
     limit, offset = parse_paging(query)
     read = Values(query)
@@ -83,7 +86,7 @@ async def list_(
         offset=offset,
     )
     echo = {k: v for k, v in query.items() if k in ("subaccount", "number_startswith", "alias")}
-    base = f"{public_url(request)}/v1/Account/{auth_id}/Number/"
+    base = f"{who.public_url}/v1/Account/{auth_id}/Number/"
     return json_response(
         {
             "api_id": api_id(),
@@ -93,21 +96,31 @@ async def list_(
     )
 
 
-@router.get("/{number}/", summary="Get a number")
-async def get(number: str, ctx: ContextDep, principal: PrincipalDep, auth_id: str) -> Response:
+@router.get(
+    "/{number}/", openapi_extra=schemas.operation("auth_id", "number"), summary="Get a number"
+)
+async def get(request: Request) -> Response:
+    who = await caller(request)
+    ctx, principal, auth_id, number = (
+        who.ctx,
+        who.account,
+        who.account.auth_id,
+        request.path_params["number"],
+    )
     found = await service.get_number(ctx, principal, number)
     return json_response({"api_id": api_id(), **number_object(found, auth_id)})
 
 
 @router.post(
     "/{number}/",
+    openapi_extra=schemas.operation("auth_id", "number"),
     status_code=202,
     response_model=schemas.Message,
     summary="Change a number's alias, subaccount or reservation",
 )
-async def update(
-    number: str, request: Request, ctx: ContextDep, principal: PrincipalDep
-) -> Response:
+async def update(request: Request) -> Response:
+    who = await caller(request)
+    ctx, principal, number = who.ctx, who.account, request.path_params["number"]
     body = normalize_keys(await read_body(request))
     read = Values(body)
     changes: dict[str, Any] = {}
@@ -120,7 +133,14 @@ async def update(
     return json_response({"api_id": api_id(), "message": "changed"}, 202)
 
 
-@router.delete("/{number}/", status_code=204, summary="Remove a number from the pool")
-async def remove(number: str, ctx: ContextDep, principal: PrincipalDep) -> Response:
+@router.delete(
+    "/{number}/",
+    openapi_extra=schemas.operation("auth_id", "number"),
+    status_code=204,
+    summary="Remove a number from the pool",
+)
+async def remove(request: Request) -> Response:
+    who = await caller(request)
+    ctx, principal, number = who.ctx, who.account, request.path_params["number"]
     await service.remove_number(ctx, principal, number)
     return Response(status_code=204)

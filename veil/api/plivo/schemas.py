@@ -163,11 +163,41 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def json_body(model: type[BaseModel]) -> dict[str, Any]:
-    """``openapi_extra`` documenting a JSON request body that the route parses itself."""
-    return {
-        "requestBody": {
-            "content": {"application/json": {"schema": model.model_json_schema()}},
+SECURITY_SCHEME = {
+    "plivoAuth": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "auth_id as user, auth_token as password",
+    }
+}
+
+_PATH_PARAMS = {
+    "auth_id": "Your auth_id (MA... or SA..., 20 characters)",
+    "session_uuid": "The session's session_uuid",
+    "number": "A phone number in E.164, with or without +",
+    "subaccount": "A subaccount's auth_id (SA...)",
+}
+
+
+def operation(*path_params: str, body: type[BaseModel] | None = None) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads its path, query and body itself (so that
+    FastAPI does no per-request dependency work): its parameters, body and security."""
+    extra: dict[str, Any] = {
+        "parameters": [
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": _PATH_PARAMS[name],
+            }
+            for name in path_params
+        ],
+        "security": [{"plivoAuth": []}],
+    }
+    if body is not None:
+        extra["requestBody"] = {
+            "content": {"application/json": {"schema": body.model_json_schema()}},
             "required": True,
         }
-    }
+    return extra

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from veil.api.plivo import schemas
 from veil.api.plivo.body import read_body
-from veil.api.plivo.deps import ContextDep, PrincipalDep, public_url
+from veil.api.plivo.caller import caller
 from veil.api.plivo.shapes import api_id, meta, session_object, session_uri
 from veil.api.responses import json_response
 from veil.domain import messages
@@ -27,25 +27,27 @@ def session_router(profile: Profile) -> APIRouter:
     prefix = "/v1/Account/{auth_id}/" + ("Session" if legacy else "Masking/Session")
     tag = "Masking sessions (legacy)" if legacy else "Masking sessions"
     router = APIRouter(prefix=prefix, tags=[tag], responses=schemas.ERRORS)
+    suffix = profile.value
 
     @router.post(
         "/",
         status_code=201,
         response_model=schemas.SessionCreated,
-        openapi_extra=schemas.json_body(schemas.SessionCreateBody),
+        openapi_extra=schemas.operation("auth_id", body=schemas.SessionCreateBody),
         summary="Create a session",
-        operation_id=f"create_session_{profile.value}",
+        operation_id=f"create_session_{suffix}",
     )
-    async def create(request: Request, ctx: ContextDep, principal: PrincipalDep) -> Response:
+    async def create(request: Request) -> Response:
+        who = await caller(request)
         spec = parse_create(await read_body(request), profile)
-        session = await service.create_session(ctx, principal, spec)
+        session = await service.create_session(who.ctx, who.account, spec)
         return json_response(
             {
                 "api_id": api_id(),
                 "session_uuid": session.uuid,
                 "virtual_number": session.virtual_number,
                 "message": messages.SESSION_CREATED,
-                "session": session_object(session, ctx.clock.now()),
+                "session": session_object(session, who.ctx.clock.now()),
             },
             201,
         )
@@ -53,77 +55,74 @@ def session_router(profile: Profile) -> APIRouter:
     @router.get(
         "/",
         response_model=schemas.SessionList,
-        summary="List sessions",
-        operation_id=f"list_sessions_{profile.value}",
+        openapi_extra=schemas.operation("auth_id"),
+        summary="List sessions (filters in the query string)",
+        operation_id=f"list_sessions_{suffix}",
     )
-    async def list_(
-        request: Request, ctx: ContextDep, principal: PrincipalDep, auth_id: str
-    ) -> Response:
-        now = ctx.clock.now()
+    async def list_(request: Request) -> Response:
+        who = await caller(request)
+        auth_id = who.account.auth_id
+        now = who.ctx.clock.now()
         filters = parse_list_query(request.query_params.multi_items(), now)
-        found, total = await service.list_sessions(ctx, principal, filters)
+        found, total = await service.list_sessions(who.ctx, who.account, filters)
         objects: list[dict[str, Any]] = []
         for session in found:
             obj = session_object(session, now)
             obj["resource_uri"] = session_uri(auth_id, session.uuid, legacy=legacy)
             objects.append(obj)
-        base = public_url(request) + prefix.replace("{auth_id}", auth_id) + "/"
-        return json_response(
-            {
-                "api_id": api_id(),
-                "response": {
-                    "meta": meta(
-                        base=base,
-                        limit=filters.limit,
-                        offset=filters.offset,
-                        total=total,
-                        params=filters.echo,
-                    ),
-                    "objects": objects,
-                },
-            }
+        base = who.public_url + prefix.replace("{auth_id}", auth_id) + "/"
+        page = meta(
+            base=base, limit=filters.limit, offset=filters.offset, total=total, params=filters.echo
         )
+        return json_response({"api_id": api_id(), "response": {"meta": page, "objects": objects}})
 
     @router.get(
         "/{session_uuid}/",
         response_model=schemas.SessionGot,
+        openapi_extra=schemas.operation("auth_id", "session_uuid"),
         summary="Get a session",
-        operation_id=f"get_session_{profile.value}",
+        operation_id=f"get_session_{suffix}",
     )
-    async def get(session_uuid: str, ctx: ContextDep, principal: PrincipalDep) -> Response:
-        session = await service.get_session(ctx, principal, session_uuid)
+    async def get(request: Request) -> Response:
+        who = await caller(request)
+        session = await service.get_session(
+            who.ctx, who.account, request.path_params["session_uuid"]
+        )
         return json_response(
-            {"api_id": api_id(), "response": session_object(session, ctx.clock.now())}
+            {"api_id": api_id(), "response": session_object(session, who.ctx.clock.now())}
         )
 
     @router.post(
         "/{session_uuid}/",
         response_model=schemas.SessionUpdated,
-        openapi_extra=schemas.json_body(schemas.SessionUpdateBody),
+        openapi_extra=schemas.operation("auth_id", "session_uuid", body=schemas.SessionUpdateBody),
         summary="Update a session",
-        operation_id=f"update_session_{profile.value}",
+        operation_id=f"update_session_{suffix}",
     )
-    async def update(
-        session_uuid: str, request: Request, ctx: ContextDep, principal: PrincipalDep
-    ) -> Response:
+    async def update(request: Request) -> Response:
+        who = await caller(request)
         changes = parse_update(await read_body(request), profile)
-        session = await service.update_session(ctx, principal, session_uuid, changes)
+        session = await service.update_session(
+            who.ctx, who.account, request.path_params["session_uuid"], changes
+        )
         return json_response(
             {
                 "api_id": api_id(),
                 "message": messages.SESSION_UPDATED,
-                "session": session_object(session, ctx.clock.now()),
+                "session": session_object(session, who.ctx.clock.now()),
             }
         )
 
     @router.delete(
         "/{session_uuid}/",
         response_model=schemas.Message,
+        openapi_extra=schemas.operation("auth_id", "session_uuid"),
         summary="Expire a session (no hard deletion)",
-        operation_id=f"expire_session_{profile.value}",
+        operation_id=f"expire_session_{suffix}",
     )
-    async def expire(session_uuid: str, ctx: ContextDep, principal: PrincipalDep) -> Response:
-        await service.expire_session(ctx, principal, session_uuid)
+    async def expire(request: Request) -> Response:
+        who = await caller(request)
+        await service.expire_session(who.ctx, who.account, request.path_params["session_uuid"])
         return json_response({"api_id": api_id(), "message": messages.SESSION_EXPIRED})
 
     return router
