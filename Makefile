@@ -30,8 +30,11 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
+# Load benchmarks (not part of make test); results go to docs/benchmarks.md.
 bench: $(STAMP)
+	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/breakdown.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

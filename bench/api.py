@@ -151,15 +151,31 @@ async def fixed_rate(
             head + f"Host: {parts.netloc}\r\nAuthorization: {auth}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode() + body
-        conn = idle.pop() if idle else await asyncio.open_connection(parts.hostname, parts.port)
-        reader, writer = conn
-        writer.write(request)
-        status_line = await reader.readline()
-        length = 0
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        await reader.readexactly(length)
+        for attempt in range(2):
+            # A pooled connection may have been closed by the server's keep-alive timeout:
+            # then open a new one and send again.
+            fresh = attempt > 0 or not idle
+            conn = (
+                await asyncio.open_connection(parts.hostname, parts.port) if fresh else idle.pop()
+            )
+            reader, writer = conn
+            try:
+                writer.write(request)
+                status_line = await reader.readline()
+                if not status_line:
+                    raise ConnectionResetError
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                writer.close()
+                if attempt:
+                    errors += 1
+                    return
+                continue
+            break
         latencies.append((time.perf_counter() - scheduled) * 1000)
         if not status_line.split()[1].startswith(b"2"):
             errors += 1

@@ -56,11 +56,12 @@ def build_app(
     app.state.public_url = settings.public_url
     app.state.settings = settings
     install_error_handlers(app)
-    app.include_router(health.router)
+    # Routers are matched in order: the busiest first.
     app.include_router(session_router(Profile.CURRENT))
     app.include_router(session_router(Profile.LEGACY))
     app.include_router(numbers.router)
     app.include_router(accounts.router)
+    app.include_router(health.router)
     app.add_middleware(NormalizePlivoPaths)
     _document_security(app)
     return app

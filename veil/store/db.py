@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import create_engine, event, make_url, text
+from sqlalchemy import TextClause, create_engine, event, make_url, text
 from sqlalchemy.engine import Connection, CursorResult, Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql import Executable
@@ -82,7 +83,7 @@ class Database:
             self._batch: asyncio.Future[None] | None = None
         else:
             self._async = create_async_engine(
-                url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True
+                url, echo=echo, pool_size=10, max_overflow=20, pool_recycle=1800
             )
 
     @contextlib.asynccontextmanager
@@ -159,8 +160,9 @@ class Database:
         cycle. On SQLite, ``write`` is already serial and this does nothing."""
         if self.is_sqlite:
             return
-        for key in sorted(set(keys)):
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_id(key)})
+        ids = sorted({_lock_id(key) for key in keys})
+        if ids:  # one round trip; PostgreSQL evaluates the select list left to right
+            await conn.execute(_advisory_locks(len(ids)), {f"k{i}": k for i, k in enumerate(ids)})
 
     async def dispose(self) -> None:
         if self._async is not None:
@@ -194,6 +196,12 @@ def _control(conn: Connection) -> Callable[[str], Any]:
     driver = conn.connection.driver_connection
     assert driver is not None
     return driver.execute  # type: ignore[no-any-return]
+
+
+@functools.cache
+def _advisory_locks(count: int) -> TextClause:
+    calls = ", ".join(f"pg_advisory_xact_lock(:k{i})" for i in range(count))
+    return text(f"SELECT {calls}")
 
 
 def _lock_id(key: str) -> int:
