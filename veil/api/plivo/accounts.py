@@ -22,16 +22,15 @@ router = APIRouter(prefix="/v1/Account/{auth_id}", tags=["Accounts"], responses=
 @router.get("/", openapi_extra=schemas.operation("auth_id"), summary="Get your account")
 async def get_account(request: Request) -> Response:
     who = await caller(request)
-    principal, auth_id = who.account, who.account.auth_id
     return json_response(
         {
             "api_id": api_id(),
             "account_type": "standard",
-            "auth_id": principal.auth_id,
-            "name": principal.name,
-            "enabled": principal.enabled,
-            "created": principal.created_time.strftime("%Y-%m-%d"),
-            "resource_uri": f"/v1/Account/{auth_id}/",
+            "auth_id": who.account.auth_id,
+            "name": who.account.name,
+            "enabled": who.account.enabled,
+            "created": who.account.created_time.strftime("%Y-%m-%d"),
+            "resource_uri": f"/v1/Account/{who.account.auth_id}/",
         }
     )
 
@@ -44,16 +43,18 @@ async def get_account(request: Request) -> Response:
 )
 async def create_subaccount(request: Request) -> Response:
     who = await caller(request)
-    ctx, principal = who.ctx, who.account
     body = normalize_keys(await read_body(request))
-    if principal.is_subaccount:
+    if who.account.is_subaccount:
         raise InvalidRequest(messages.SUBACCOUNT_CANNOT_CREATE)
     read = Values(body)
     name = read.text("name", max_length=MAX_TEXT_LENGTH)
     if not name:
         raise InvalidRequest(messages.missing("name"))
     sub = await service.create_account(
-        ctx, name=name, parent_auth_id=principal.auth_id, enabled=read.boolean("enabled", True)
+        who.ctx,
+        name=name,
+        parent_auth_id=who.account.auth_id,
+        enabled=read.boolean("enabled", True),
     )
     return json_response(
         {
@@ -69,15 +70,14 @@ async def create_subaccount(request: Request) -> Response:
 @router.get("/Subaccount/", openapi_extra=schemas.operation("auth_id"), summary="List subaccounts")
 async def list_subaccounts(request: Request) -> Response:
     who = await caller(request)
-    ctx, principal, auth_id = who.ctx, who.account, who.account.auth_id
     limit, offset = parse_paging({k.lower(): v for k, v in request.query_params.items()})
-    found, total = await service.list_subaccounts(ctx, principal, limit=limit, offset=offset)
-    base = f"{who.public_url}/v1/Account/{auth_id}/Subaccount/"
+    found, total = await service.list_subaccounts(who.ctx, who.account, limit=limit, offset=offset)
+    base = f"{who.public_url}/v1/Account/{who.account.auth_id}/Subaccount/"
     return json_response(
         {
             "api_id": api_id(),
             "meta": meta(base=base, limit=limit, offset=offset, total=total, params={}),
-            "objects": [account_object(a, auth_id) for a in found],
+            "objects": [account_object(a, who.account.auth_id) for a in found],
         }
     )
 
@@ -89,14 +89,9 @@ async def list_subaccounts(request: Request) -> Response:
 )
 async def get_subaccount(request: Request) -> Response:
     who = await caller(request)
-    ctx, principal, auth_id, subaccount = (
-        who.ctx,
-        who.account,
-        who.account.auth_id,
-        request.path_params["subaccount"],
-    )
-    found = await service.get_subaccount(ctx, principal, subaccount)
-    return json_response({"api_id": api_id(), **account_object(found, auth_id)})
+    subaccount = request.path_params["subaccount"]
+    found = await service.get_subaccount(who.ctx, who.account, subaccount)
+    return json_response({"api_id": api_id(), **account_object(found, who.account.auth_id)})
 
 
 @router.post(
@@ -107,11 +102,11 @@ async def get_subaccount(request: Request) -> Response:
 )
 async def update_subaccount(request: Request) -> Response:
     who = await caller(request)
-    ctx, principal, subaccount = who.ctx, who.account, request.path_params["subaccount"]
+    subaccount = request.path_params["subaccount"]
     read = Values(normalize_keys(await read_body(request)))
     await service.update_subaccount(
-        ctx,
-        principal,
+        who.ctx,
+        who.account,
         subaccount,
         name=read.text("name", max_length=MAX_TEXT_LENGTH) or None,
         enabled=read.boolean("enabled", False) if read.given("enabled") else None,

@@ -36,7 +36,6 @@ router = APIRouter(
 )
 async def add(request: Request) -> Response:
     who = await caller(request)
-    ctx, principal, auth_id = who.ctx, who.account, who.account.auth_id
     body = normalize_keys(await read_body(request))
     read = Values(body)
     raw = body.get("numbers", body.get("number"))
@@ -54,13 +53,17 @@ async def add(request: Request) -> Response:
         reserved=read.boolean("reserved", False),
     )
     added = await service.add_numbers(
-        ctx, principal, listed, subaccount=read.identifier("subaccount") or None, details=details
+        who.ctx,
+        who.account,
+        listed,
+        subaccount=read.identifier("subaccount") or None,
+        details=details,
     )
     return json_response(
         {
             "api_id": api_id(),
             "message": "changed",
-            "numbers": [number_object(n, auth_id) for n in added],
+            "numbers": [number_object(n, who.account.auth_id) for n in added],
         },
         202,
     )
@@ -69,7 +72,6 @@ async def add(request: Request) -> Response:
 @router.get("/", openapi_extra=schemas.operation("auth_id"), summary="List numbers")
 async def list_(request: Request) -> Response:
     who = await caller(request)
-    ctx, principal, auth_id = who.ctx, who.account, who.account.auth_id
     query = {k.lower(): v for k, v in request.query_params.items()}
     limit, offset = parse_paging(query)
     read = Values(query)
@@ -77,8 +79,8 @@ async def list_(request: Request) -> Response:
     if starts_with and not (starts_with.isascii() and starts_with.isdigit()):
         raise InvalidRequest(messages.not_digits("number_startswith"))
     found, total = await service.list_numbers(
-        ctx,
-        principal,
+        who.ctx,
+        who.account,
         subaccount=read.identifier("subaccount") or None,
         starts_with=starts_with or None,
         alias=read.text("alias", max_length=MAX_TEXT_LENGTH) or None,
@@ -86,12 +88,12 @@ async def list_(request: Request) -> Response:
         offset=offset,
     )
     echo = {k: v for k, v in query.items() if k in ("subaccount", "number_startswith", "alias")}
-    base = f"{who.public_url}/v1/Account/{auth_id}/Number/"
+    base = f"{who.public_url}/v1/Account/{who.account.auth_id}/Number/"
     return json_response(
         {
             "api_id": api_id(),
             "meta": meta(base=base, limit=limit, offset=offset, total=total, params=echo),
-            "objects": [number_object(n, auth_id) for n in found],
+            "objects": [number_object(n, who.account.auth_id) for n in found],
         }
     )
 
@@ -101,14 +103,9 @@ async def list_(request: Request) -> Response:
 )
 async def get(request: Request) -> Response:
     who = await caller(request)
-    ctx, principal, auth_id, number = (
-        who.ctx,
-        who.account,
-        who.account.auth_id,
-        request.path_params["number"],
-    )
-    found = await service.get_number(ctx, principal, number)
-    return json_response({"api_id": api_id(), **number_object(found, auth_id)})
+    number = request.path_params["number"]
+    found = await service.get_number(who.ctx, who.account, number)
+    return json_response({"api_id": api_id(), **number_object(found, who.account.auth_id)})
 
 
 @router.post(
@@ -120,7 +117,7 @@ async def get(request: Request) -> Response:
 )
 async def update(request: Request) -> Response:
     who = await caller(request)
-    ctx, principal, number = who.ctx, who.account, request.path_params["number"]
+    number = request.path_params["number"]
     body = normalize_keys(await read_body(request))
     read = Values(body)
     changes: dict[str, Any] = {}
@@ -129,7 +126,7 @@ async def update(request: Request) -> Response:
     if "subaccount" in body:
         changes["subaccount"] = read.identifier("subaccount")
     reserved = read.boolean("reserved", False) if read.given("reserved") else None
-    await service.update_number(ctx, principal, number, reserved=reserved, **changes)
+    await service.update_number(who.ctx, who.account, number, reserved=reserved, **changes)
     return json_response({"api_id": api_id(), "message": "changed"}, 202)
 
 
@@ -141,6 +138,6 @@ async def update(request: Request) -> Response:
 )
 async def remove(request: Request) -> Response:
     who = await caller(request)
-    ctx, principal, number = who.ctx, who.account, request.path_params["number"]
-    await service.remove_number(ctx, principal, number)
+    number = request.path_params["number"]
+    await service.remove_number(who.ctx, who.account, number)
     return Response(status_code=204)
