@@ -21,7 +21,6 @@ from plivo.utils import is_valid_mainaccount, is_valid_subaccount
 
 from veil.domain.allocator import (
     CANDIDATES,
-    choose_number,
     claim_keys,
     party_key,
     pin_key,
@@ -35,7 +34,7 @@ from veil.domain.ids import (
     new_auth_token,
     new_uuid,
 )
-from veil.domain.pins import generate_pin, generate_pin_pair, pick_pin_pair
+from veil.domain.pins import generate_pin, pick_pin_pair
 from veil.domain.session import Session, Status, session_duration
 from veil.domain.session_params import (
     COOLOFF_PERIOD,
@@ -77,28 +76,6 @@ def test_party_and_pin_keys_never_collide() -> None:
 
 
 @pytest.mark.parametrize(
-    ("candidates", "sticky", "chosen"),
-    [
-        ([], None, None),  # pool exhausted
-        ([], 7, None),  # the sticky number is not free either
-        ([3, 1, 2], None, 3),  # the store's order decides
-        ([3, 1, 2], 2, 2),  # the pair's previous number, when free
-        ([3, 1, 2], 3, 3),
-        ([3, 1, 2], 9, 3),  # previous number busy: first free one
-        ([5, 0], 0, 0),  # id 0 is a real id, not "no sticky number"
-        ([0, 5], None, 0),
-    ],
-)
-def test_choose_number(candidates: list[int], sticky: int | None, chosen: int | None) -> None:
-    assert choose_number(candidates, sticky) == chosen
-
-
-def test_choose_number_accepts_any_sequence() -> None:
-    assert choose_number((4, 8), 8) == 8
-    assert choose_number(range(10, 13), None) == 10
-
-
-@pytest.mark.parametrize(
     ("candidates", "sticky", "ranked"),
     [
         ([], None, []),
@@ -114,11 +91,6 @@ def test_rank_numbers(candidates: list[int], sticky: int | None, ranked: list[in
     before = list(candidates)
     assert rank_numbers(candidates, sticky) == ranked
     assert candidates == before  # the store's list is not reordered in place
-
-
-def test_choose_number_is_the_best_ranked() -> None:
-    for candidates, sticky in [([3, 1, 2], 2), ([3, 1, 2], None), ([4], 9)]:
-        assert choose_number(candidates, sticky) == rank_numbers(candidates, sticky)[0]
 
 
 def test_candidate_count_leaves_room_to_choose() -> None:
@@ -142,7 +114,7 @@ def test_generate_pin_shape(length: int) -> None:
 def test_generated_pins_pass_the_pin_rules(length: int) -> None:
     # What Veil generates must be what it accepts from a client (4-15 digits, different).
     assert PIN_LENGTH[0] <= length <= PIN_LENGTH[1]
-    first, second = generate_pin_pair(length)
+    first, second = fresh_pair(length)
     request = parse_create(
         {
             "first_party": "+14155552671",
@@ -168,20 +140,27 @@ def test_generate_pin_is_not_constant() -> None:
 
 
 @pytest.mark.parametrize("length", [GENERATE_PIN_LENGTH.low, GENERATE_PIN_LENGTH.high])
-def test_generate_pin_pair_shape(length: int) -> None:
+def test_fresh_pin_pair_shape(length: int) -> None:
     for _ in range(200):
-        first, second = generate_pin_pair(length)
+        first, second = fresh_pair(length)
         assert first != second
         assert len(first) == len(second) == length
         assert (first + second).isdigit()
 
 
-def test_generate_pin_pair_redraws_a_collision() -> None:
+def test_fresh_pin_pair_redraws_a_collision() -> None:
     # With one-digit PINs a tenth of naive pairs would collide: 2000 pairs without a
     # single one show the second PIN is redrawn (a naive pair passes with p = 0.9**2000).
     for _ in range(2000):
-        first, second = generate_pin_pair(1)
+        first, second = fresh_pair(1)
         assert first != second
+
+
+def fresh_pair(length: int) -> tuple[str, str]:
+    """PINs for a number where none is in use yet."""
+    pair = pick_pin_pair(length, ())
+    assert pair is not None
+    return pair
 
 
 def all_pins(length: int) -> list[str]:

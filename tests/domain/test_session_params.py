@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from veil.domain import messages
+from veil.domain.allocator import claimed_pins
 from veil.domain.errors import InvalidRequest
 from veil.domain.phone import E164
 from veil.domain.session_params import (
@@ -37,7 +38,6 @@ from veil.domain.session_params import (
     SessionRequest,
     SessionSettings,
     SessionUpdate,
-    apply_settings,
     normalize_keys,
     parse_create,
     parse_update,
@@ -249,7 +249,7 @@ def test_minimal_create_result() -> None:
     assert request.first_party == FIRST_E164
     assert request.second_party == SECOND_E164
     assert request.subaccount is None
-    assert request.pins_claimed is False
+    assert claimed_pins(request.settings) == []
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -874,7 +874,7 @@ def test_pin_authentication_with_given_pins() -> None:
     assert settings.is_pin_authentication_required is True
     assert (settings.first_party_pin, settings.second_party_pin) == ("1234", "4321")
     assert settings.pin_prompt_play == PROMPT
-    assert request.pins_claimed is True
+    assert claimed_pins(request.settings) != []
 
 
 def test_pin_authentication_needs_pin_prompt_play() -> None:
@@ -893,12 +893,12 @@ def test_generated_pins_need_no_pins() -> None:
     request = create(**pin_body(generate_pin=True, generate_pin_length=6))
     assert request.settings.generate_pin is True
     assert request.settings.generate_pin_length == 6
-    assert request.pins_claimed is True
+    assert claimed_pins(request.settings) != []
 
 
 def test_pins_not_required_without_pin_authentication() -> None:
     request = create(is_pin_authentication_required=False, first_party_pin="1234")
-    assert request.pins_claimed is False
+    assert claimed_pins(request.settings) == []
     assert request.settings.first_party_pin == "1234"
 
 
@@ -1352,16 +1352,5 @@ def test_updatable_and_immutable_lists_match_seed_004() -> None:
 
 
 def test_updatable_settings_are_settings_fields() -> None:
-    # apply_settings() replaces fields by name, so every updatable setting must be one.
+    # An update stores each updatable setting in the column of that name.
     assert set(UPDATABLE) - {"session_expiry"} <= set(SETTINGS_FIELDS)
-
-
-def test_apply_settings() -> None:
-    before = create().settings
-    after = apply_settings(
-        before, parse_update({"record": True, "ring_timeout": 30}, CURRENT).settings
-    )
-    assert (after.record, after.ring_timeout) == (True, 30)
-    assert (before.record, before.ring_timeout) == (False, RING_TIMEOUT.default)  # frozen
-    assert after.call_time_limit == before.call_time_limit
-    assert apply_settings(before, {}) == before

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from veil.domain.session_params import SessionSettings
+
 
 def party_key(e164: str) -> str:
     """The claim key of a party's real number."""
@@ -31,6 +33,13 @@ def pair_key(first: str, second: str) -> str:
     if not first or not second:
         return ""
     return "|".join(sorted((first, second)))
+
+
+def claimed_pins(settings: SessionSettings) -> list[str]:
+    """The PINs a session claims: both, when it uses PIN authentication."""
+    if not settings.is_pin_authentication_required:
+        return []
+    return [settings.first_party_pin, settings.second_party_pin]
 
 
 def claim_keys(parties: Sequence[str], pins: Sequence[str]) -> list[str]:
@@ -53,9 +62,3 @@ def rank_numbers(candidates: Sequence[int], sticky: int | None) -> list[int]:
         ranked.remove(sticky)
         ranked.insert(0, sticky)
     return ranked
-
-
-def choose_number(candidates: Sequence[int], sticky: int | None) -> int | None:
-    """The best free candidate, or None when there is none."""
-    ranked = rank_numbers(candidates, sticky)
-    return ranked[0] if ranked else None

@@ -11,15 +11,6 @@ def generate_pin(length: int) -> str:
     return "".join(secrets.choice("0123456789") for _ in range(length))
 
 
-def generate_pin_pair(length: int) -> tuple[str, str]:
-    """Two different PINs, for the first and the second party."""
-    first = generate_pin(length)
-    while True:
-        second = generate_pin(length)
-        if second != first:
-            return first, second
-
-
 def pick_pin_pair(length: int, used: Collection[str]) -> tuple[str, str] | None:
     """Two different PINs of ``length`` digits that are not in ``used`` (the PINs live on
     the chosen virtual number), or None when fewer than two are left.

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from veil.domain import messages
@@ -102,9 +102,16 @@ class SessionRequest:
     settings: SessionSettings
 
     @property
-    def pins_claimed(self) -> bool:
-        """Whether this session's PINs must be unique on its virtual number."""
-        return self.settings.is_pin_authentication_required
+    def parties(self) -> list[str]:
+        """The parties given, as E.164 strings (one for a single-party session)."""
+        return [p.value for p in (self.first_party, self.second_party) if p is not None]
+
+    @property
+    def anchor(self) -> E164:
+        """The party whose country geomatch follows: the first, else the second."""
+        party = self.first_party or self.second_party
+        assert party is not None  # parse_create guarantees one
+        return party
 
 
 # Attributes that may not change on an active session (seeds 001 and 004), then the
@@ -309,11 +316,6 @@ def _read_fixed(read: Values, name: str) -> Any:
     if name == "subaccount":
         return read.identifier(name)
     return read.url(name, audio=True)
-
-
-def apply_settings(settings: SessionSettings, changes: Mapping[str, Any]) -> SessionSettings:
-    """The settings after an update."""
-    return replace(settings, **changes)
 
 
 __all__ = [

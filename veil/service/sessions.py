@@ -7,7 +7,14 @@ from datetime import datetime, timedelta
 
 from veil.domain import messages
 from veil.domain.accounts import Account
-from veil.domain.allocator import CANDIDATES, claim_keys, pair_key, party_key, rank_numbers
+from veil.domain.allocator import (
+    CANDIDATES,
+    claim_keys,
+    claimed_pins,
+    pair_key,
+    party_key,
+    rank_numbers,
+)
 from veil.domain.errors import InvalidRequest, NotFound
 from veil.domain.ids import is_uuid, new_uuid
 from veil.domain.list_filters import SessionFilter
@@ -44,78 +51,65 @@ async def create_session(
     """Allocate a virtual number and store the session; ``InvalidRequest`` with Plivo's
     "Number pool exhausted or not available." when no number satisfies the rules."""
     owner = await accounts.acting_as(ctx, principal, request.subaccount, enabled_only=True)
-    parties = [p.value for p in (request.first_party, request.second_party) if p is not None]
-    anchor = request.first_party or request.second_party
-    assert anchor is not None  # parse_create guarantees a party
-    country = anchor.country if request.settings.geomatch else None
-    main_id = owner.main_account_id
-    settings = request.settings
-    # PINs Veil generates are picked per number, among those not in use on it; PINs the
-    # client chose are part of the number's constraints like the parties.
-    generate = settings.is_pin_authentication_required and settings.generate_pin
-    given_pins = (
-        [settings.first_party_pin, settings.second_party_pin]
-        if settings.is_pin_authentication_required and not generate
-        else []
-    )
-    keys = claim_keys(parties, given_pins)
-
     for _ in range(MAX_ALLOCATION_ATTEMPTS):
         try:
             async with ctx.db.write() as conn:
-                # Sessions sharing a party compete for the same numbers: serialise them.
-                await ctx.db.lock_keys(conn, [_lock_key(main_id, party_key(p)) for p in parties])
-                now = ctx.clock.now()
-                pool = repo.FreeNumberQuery(
-                    account_id=main_id,
-                    subaccount_id=owner.id if owner.is_subaccount else None,
-                    country=country,
-                    keys=keys,
-                    now=now,
-                )
-                sticky = None
-                candidates: dict[int, str] = {}
-                if len(parties) == 2:
-                    sticky = await repo.sticky_number(
-                        conn, main_account_id=main_id, pair=pair_key(*parties)
-                    )
-                if sticky is not None:
-                    candidates.update(await repo.free_numbers(conn, pool, limit=1, only=sticky))
-                candidates.update(await repo.free_numbers(conn, pool, limit=CANDIDATES))
-                for number_id in rank_numbers(list(candidates), sticky):
-                    chosen = settings
-                    if generate:
-                        used = await claims.live_pins(
-                            conn, number_id=number_id, length=settings.generate_pin_length, now=now
-                        )
-                        pins = pick_pin_pair(settings.generate_pin_length, used)
-                        if pins is None:
-                            continue  # every PIN of that length is taken on this number
-                        chosen = replace(
-                            settings, first_party_pin=pins[0], second_party_pin=pins[1]
-                        )
-                    session = await _insert(
-                        conn, request, owner, chosen, number_id, candidates[number_id], now
-                    )
-                    all_keys = claim_keys(
-                        parties,
-                        [chosen.first_party_pin, chosen.second_party_pin]
-                        if chosen.is_pin_authentication_required
-                        else [],
-                    )
-                    if not await claims.claim(
-                        conn,
-                        number_id=number_id,
-                        keys=all_keys,
-                        session_id=session.id,
-                        busy_until=session.busy_until(),
-                        now=now,
-                    ):
-                        raise _ClaimLost
-                    return session
-                raise InvalidRequest(messages.POOL_EXHAUSTED)
+                return await _allocate(ctx, conn, owner, request)
         except _ClaimLost:
             continue
+    raise InvalidRequest(messages.POOL_EXHAUSTED)
+
+
+async def _allocate(
+    ctx: ServiceContext, conn: Conn, owner: Account, request: SessionRequest
+) -> Session:
+    """One allocation attempt, inside a write transaction."""
+    settings = request.settings
+    parties = request.parties
+    # PINs the client chose constrain the number like the parties do; PINs Veil
+    # generates are picked afterwards, among those free on the chosen number.
+    generate = settings.is_pin_authentication_required and settings.generate_pin
+    keys = claim_keys(parties, [] if generate else claimed_pins(settings))
+    # Sessions sharing a party compete for the same numbers: serialise them.
+    main_id = owner.main_account_id
+    await ctx.db.lock_keys(conn, [_lock_key(main_id, party_key(p)) for p in parties])
+    now = ctx.clock.now()
+    pool = repo.FreeNumberQuery(
+        account_id=main_id,
+        subaccount_id=owner.id if owner.is_subaccount else None,
+        country=request.anchor.country if settings.geomatch else None,
+        keys=keys,
+        now=now,
+    )
+    sticky = None
+    if len(parties) == 2:
+        sticky = await repo.sticky_number(conn, main_account_id=main_id, pair=pair_key(*parties))
+    candidates: dict[int, str] = {}
+    if sticky is not None:
+        candidates.update(await repo.free_numbers(conn, pool, limit=1, only=sticky))
+    candidates.update(await repo.free_numbers(conn, pool, limit=CANDIDATES))
+
+    for number_id in rank_numbers(list(candidates), sticky):
+        chosen = settings
+        if generate:
+            length = settings.generate_pin_length
+            used = await claims.live_pins(conn, number_id=number_id, length=length, now=now)
+            pins = pick_pin_pair(length, used)
+            if pins is None:
+                continue  # every PIN of that length is taken on this number
+            chosen = replace(settings, first_party_pin=pins[0], second_party_pin=pins[1])
+        session = await _insert(conn, request, owner, chosen, number_id, candidates[number_id], now)
+        taken = await claims.claim(
+            conn,
+            number_id=number_id,
+            keys=claim_keys(parties, claimed_pins(chosen)),
+            session_id=session.id,
+            busy_until=session.busy_until(),
+            now=now,
+        )
+        if not taken:
+            raise _ClaimLost
+        return session
     raise InvalidRequest(messages.POOL_EXHAUSTED)
 
 
@@ -129,6 +123,8 @@ async def _insert(
     now: datetime,
 ) -> Session:
     expiry = now + timedelta(seconds=request.session_expiry)
+    first = request.first_party.value if request.first_party else ""
+    second = request.second_party.value if request.second_party else ""
     return await repo.insert_session(
         conn,
         {
@@ -138,12 +134,9 @@ async def _insert(
             "subaccount": owner.auth_id if owner.is_subaccount else "",
             "number_id": number_id,
             "virtual_number": virtual_number,
-            "first_party": request.first_party.value if request.first_party else "",
-            "second_party": request.second_party.value if request.second_party else "",
-            "pair_key": pair_key(
-                request.first_party.value if request.first_party else "",
-                request.second_party.value if request.second_party else "",
-            ),
+            "first_party": first,
+            "second_party": second,
+            "pair_key": pair_key(first, second),
             "status": Status.ACTIVE.value,
             "created_time": now,
             "modified_time": now,

@@ -76,18 +76,6 @@ async def release(conn: Conn, session_id: int, key: str) -> None:
     )
 
 
-async def session_on(conn: Conn, *, number_id: int, key: str, now: datetime) -> int | None:
-    """The session holding a live claim of ``key`` on the number (call routing)."""
-    result = await conn.execute(
-        select(number_claims.c.session_id).where(
-            number_claims.c.number_id == number_id,
-            number_claims.c.key == key,
-            number_claims.c.busy_until > now,
-        )
-    )
-    return result.scalar()
-
-
 async def live_pins(conn: Conn, *, number_id: int, length: int, now: datetime) -> list[str]:
     """The PINs of ``length`` digits held on a number by live claims."""
     prefix = pin_key("")
