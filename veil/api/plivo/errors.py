@@ -7,14 +7,13 @@ body as success, so there is always a body (plivo-wire.md section 1, rule 8).
 from __future__ import annotations
 
 import logging
-import uuid
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from veil.api.plivo.shapes import api_id
 from veil.api.responses import json_response
 from veil.domain import messages
 from veil.domain.errors import VeilError
@@ -25,7 +24,7 @@ _HTTP_MESSAGES = {404: messages.RESOURCE_NOT_FOUND, 405: messages.METHOD_NOT_ALL
 
 
 def error_response(status: int, message: str) -> Response:
-    response = json_response({"api_id": str(uuid.uuid4()), "error": message}, status)
+    response = json_response({"api_id": api_id(), "error": message}, status)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Basic realm="Veil"'
     return response
@@ -39,13 +38,6 @@ async def _veil_error(_request: Request, exc: Exception) -> Response:
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return error_response(exc.status_code, _HTTP_MESSAGES.get(exc.status_code, str(exc.detail)))
-
-
-async def _validation_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    first = exc.errors()[0] if exc.errors() else {}
-    name = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
-    return error_response(400, f"Invalid parameter. {name}: {first.get('msg', 'invalid')}.")
 
 
 class CatchUnexpected:
@@ -79,5 +71,4 @@ class CatchUnexpected:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(VeilError, _veil_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(CatchUnexpected)
