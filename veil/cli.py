@@ -220,6 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Migrations report each step; only `veil db upgrade` is about them.
+    if args.func is not cmd_db_upgrade:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         args.func(args, settings)
     except (CliError, VeilError) as exc:
