@@ -9,10 +9,12 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from starlette.routing import Route
 
 from veil import __version__
 from veil.api import health
-from veil.api.paths import NormalizePlivoPaths
+from veil.api.edge import PlivoEdge
 from veil.api.plivo import accounts, numbers, schemas
 from veil.api.plivo.errors import install_error_handlers
 from veil.api.plivo.sessions import session_router
@@ -56,25 +58,39 @@ def build_app(
     app.state.public_url = settings.public_url
     app.state.settings = settings
     install_error_handlers(app)
-    # Routers are matched in order: the busiest first.
-    app.include_router(session_router(Profile.CURRENT))
-    app.include_router(session_router(Profile.LEGACY))
-    app.include_router(numbers.router)
-    app.include_router(accounts.router)
-    app.include_router(health.router)
-    app.add_middleware(NormalizePlivoPaths)
-    _document_security(app)
+    # The routes are declared on FastAPI routers, which describe them in the OpenAPI
+    # document, and served as plain Starlette routes: every endpoint takes the request
+    # and returns a response (no dependencies to resolve, nothing to validate), and
+    # FastAPI's own request handling measured as a quarter of a session read.
+    # Matched in order: the busiest first.
+    routers = [
+        session_router(Profile.CURRENT),
+        session_router(Profile.LEGACY),
+        numbers.router,
+        accounts.router,
+        health.router,
+    ]
+    documented: list[APIRoute] = []
+    for router in routers:
+        for route in router.routes:
+            assert isinstance(route, APIRoute)
+            documented.append(route)
+            methods = sorted(route.methods or ())
+            app.router.routes.append(Route(route.path, route.endpoint, methods=methods))
+    app.add_middleware(PlivoEdge)
+    _document(app, documented)
     return app
 
 
-def _document_security(app: FastAPI) -> None:
-    """Routes authenticate by calling ``caller`` (not a dependency FastAPI would see), so
-    the security scheme they name is declared here."""
+def _document(app: FastAPI, routes: list[APIRoute]) -> None:
+    """The OpenAPI document, from the declared routes (FastAPI does not serve them), with
+    the security scheme they name (they authenticate by calling ``caller``, which FastAPI
+    cannot see)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes
+                title=app.title, version=app.version, description=app.description, routes=routes
             )
             schema.setdefault("components", {})["securitySchemes"] = schemas.SECURITY_SCHEME
             app.openapi_schema = schema

@@ -6,19 +6,14 @@ body as success, so there is always a body (plivo-wire.md section 1, rule 8).
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from veil.api.plivo.shapes import api_id
 from veil.api.responses import json_response
 from veil.domain import messages
 from veil.domain.errors import VeilError
-
-log = logging.getLogger(__name__)
 
 _HTTP_MESSAGES = {404: messages.RESOURCE_NOT_FOUND, 405: messages.METHOD_NOT_ALLOWED}
 
@@ -40,35 +35,6 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, _HTTP_MESSAGES.get(exc.status_code, str(exc.detail)))
 
 
-class CatchUnexpected:
-    """Answer a bug with Plivo's 500 body instead of letting it escape to the server,
-    which would also drop the keep-alive connection the SDK is about to reuse."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def send_tracking(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_tracking)
-        except Exception:
-            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
-            if started:
-                raise
-            await error_response(500, messages.INTERNAL_ERROR)(scope, receive, send)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(VeilError, _veil_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_middleware(CatchUnexpected)
