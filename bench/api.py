@@ -25,14 +25,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.servers import postgres_database, sqlite_database, veil_server
+from tests.servers import database, veil_server
 from veil.clock import SystemClock
 from veil.domain.accounts import Account
 from veil.domain.session_params import Profile, parse_create
@@ -191,16 +190,6 @@ async def fixed_rate(
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1],
         "errors": errors,
     }
-
-
-@contextmanager
-def database(backend: str, directory: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        with sqlite_database(directory) as url:
-            yield url
-    else:
-        with postgres_database() as url:
-            yield url
 
 
 def bench(backend: str, seconds: int, connections: int, rate: int) -> dict[str, object]:

@@ -23,7 +23,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.api import database, prepare
+from bench.api import prepare
+from tests.servers import database
 from veil.api.plivo.shapes import session_object
 from veil.app import build_app
 from veil.clock import SystemClock

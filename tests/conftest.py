@@ -9,11 +9,9 @@ from collections.abc import Iterator
 import plivo
 import pytest
 
-from tests.servers import Server, postgres_database, sqlite_database, veil_server
+from tests.servers import BACKENDS, Server, database, veil_server
 from tests.utils import Admin, LoopThread, plivo_client
 from veil.domain.accounts import Account
-
-BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(autouse=True)
@@ -35,12 +33,8 @@ def loop_thread() -> Iterator[LoopThread]:
 def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    if request.param == "sqlite":
-        with sqlite_database(tmp_path_factory.mktemp("sqlite")) as url:
-            yield url
-    else:
-        with postgres_database() as url:
-            yield url
+    with database(request.param, tmp_path_factory.mktemp(request.param)) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

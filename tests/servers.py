@@ -46,6 +46,20 @@ def postgres_database() -> Iterator[str]:
         _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@contextlib.contextmanager
+def database(backend: str, directory: Path) -> Iterator[str]:
+    """A new, migrated database of the kind named ("sqlite" or "postgresql")."""
+    if backend == "sqlite":
+        with sqlite_database(directory) as url:
+            yield url
+    else:
+        with postgres_database() as url:
+            yield url
+
+
 def _admin_sql(statement: str) -> None:
     """CREATE/DROP DATABASE, which cannot run inside a transaction."""
 

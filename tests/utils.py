@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -127,8 +127,3 @@ def plivo_client(base_url: str, account: Account) -> plivo.RestClient:
     plivo_rest.API_VOICE_BASE_URI_FALLBACK_2 = base
     plivo_rest.PLIVO_API_BASE_URI = base
     return plivo.RestClient(account.auth_id, account.auth_token)
-
-
-def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
-from tests.servers import postgres_database, sqlite_database
+from tests.servers import BACKENDS, database
 from veil.clock import FakeClock
 from veil.service.context import ServiceContext
 from veil.store.db import Database
@@ -21,16 +20,12 @@ from veil.store.db import Database
 T = TypeVar("T")
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session", params=BACKENDS)
 def service_database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    if request.param == "sqlite":
-        with sqlite_database(tmp_path_factory.mktemp("service")) as url:
-            yield url
-    else:
-        with postgres_database() as url:
-            yield url
+    with database(request.param, tmp_path_factory.mktemp("service")) as url:
+        yield url
 
 
 Scenario = Callable[[ServiceContext, FakeClock], Awaitable[T]]
@@ -48,10 +43,3 @@ def run_scenario(url: str, scenario: Scenario[T]) -> T:
             await db.dispose()
 
     return asyncio.run(main())
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> Iterator[str]:
-    """A fresh SQLite database for one test."""
-    with sqlite_database(tmp_path) as url:
-        yield url
