@@ -32,12 +32,6 @@ from veil.domain.accounts import Account
 
 
 @pytest.fixture
-def client(server: Server, account: Account) -> plivo.RestClient:
-    """conftest's client, watched: any 5xx from Veil fails the test on the spot."""
-    return sdk_client(server.url, account)
-
-
-@pytest.fixture
 def pooled(admin: Admin, account: Account) -> Account:
     """The test's account with one US number, so that a create fails only on its arguments."""
     admin.add_numbers(account)

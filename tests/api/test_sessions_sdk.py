@@ -38,12 +38,6 @@ from veil.domain.accounts import Account
 from veil.domain.timefmt import format_time
 
 
-@pytest.fixture
-def client(server: Server, account: Account) -> plivo.RestClient:
-    """conftest's client, watched: any 5xx from Veil fails the test on the spot."""
-    return sdk_client(server.url, account)
-
-
 def test_create_get_update_list_delete(
     client: plivo.RestClient, admin: Admin, account: Account
 ) -> None:
