@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends
+
+.PHONY: run test lint typecheck pytest bench clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +20,13 @@ run: $(STAMP)
 	$(BIN)/veil db upgrade
 	$(BIN)/veil serve
 
+# Debian packages the tests drive: SIPp plays the SIP trunk and the phones.
+system-deps:
+	command -v sipp >/dev/null || $(APT_INSTALL) sip-tester \
+		|| ($(SUDO) apt-get update && $(APT_INSTALL) sip-tester)
+
 # Set up, then lint, type-check and run the tests (SQLite and the PostgreSQL on 127.0.0.1:5432).
-test: $(STAMP) lint typecheck pytest
+test: $(STAMP) system-deps lint typecheck pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check veil tests bench
@@ -27,7 +35,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) system-deps
 	$(BIN)/pytest -q
 
 # Load benchmarks (not part of make test); results go to docs/benchmarks.md.

@@ -86,6 +86,7 @@ class Server:
     database_url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    sip_port: int = 0  # UDP and TCP on 127.0.0.1, or 0 with VEIL_SIP_LISTEN=off
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -102,8 +103,9 @@ def veil_server(database_url: str, workdir: Path, **env: str) -> Iterator[Server
         VEIL_HTTP_LISTEN=f"127.0.0.1:{port}",
         VEIL_PUBLIC_URL=url,
         VEIL_LOG_LEVEL="warning",
-        **env,
+        VEIL_SIP_LISTEN=f"127.0.0.1:{free_port()}",
     )
+    environment.update(env)
     log_path = workdir / f"veil-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -113,7 +115,9 @@ def veil_server(database_url: str, workdir: Path, **env: str) -> Iterator[Server
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = Server(url, database_url, process, log_path)
+    sip = environment["VEIL_SIP_LISTEN"]
+    sip_port = 0 if sip == "off" else int(sip.rpartition(":")[2])
+    server = Server(url, database_url, process, log_path, sip_port)
     try:
         _wait_healthy(server)
         yield server

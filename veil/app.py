@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,8 +19,11 @@ from veil.api.edge import PlivoEdge
 from veil.api.plivo import accounts, numbers, schemas
 from veil.api.plivo.errors import install_error_handlers
 from veil.api.plivo.sessions import session_router
+from veil.calls.b2bua import B2bua, CallSettings
+from veil.calls.media import PassThrough
+from veil.calls.originate import originate
 from veil.clock import Clock, SystemClock
-from veil.config import Settings
+from veil.config import Settings, split_host_port
 from veil.domain.session_params import Profile
 from veil.service import sweeper
 from veil.service.accounts import Authenticator
@@ -35,15 +39,21 @@ def build_app(
     db = Database(settings.database_url)
     ctx = ServiceContext(db=db, clock=clock or SystemClock())
 
+    b2bua = _call_plane(settings, ctx)
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(sweeper.run_forever(ctx))] if background else []
+        if b2bua is not None:
+            await b2bua.start()
         try:
             yield
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if b2bua is not None:
+                await b2bua.close()
             await db.dispose()
 
     app = FastAPI(
@@ -80,6 +90,22 @@ def build_app(
     app.add_middleware(PlivoEdge)
     _document(app, documented)
     return app
+
+
+def _call_plane(settings: Settings, ctx: ServiceContext) -> B2bua | None:
+    """The SIP side of the process, unless ``VEIL_SIP_LISTEN=off``."""
+    if settings.sip_listen == "off":
+        return None
+    host, port = split_host_port(settings.sip_listen)
+    call_settings = CallSettings.parse(
+        settings.trunk_outbound,
+        settings.trunk_username,
+        settings.trunk_password,
+        settings.trunk_allow,
+    )
+    b2bua = B2bua(ctx, call_settings, PassThrough(), host, port)
+    ctx.originate.append(functools.partial(originate, b2bua))
+    return b2bua
 
 
 def _document(app: FastAPI, routes: list[APIRoute]) -> None:

@@ -44,11 +44,32 @@ class Settings(BaseSettings):
     # Set by load_settings(); not an environment variable.
     config_file: Path | None = None
 
-    @field_validator("http_listen", "sip_listen")
+    @field_validator("http_listen")
     @classmethod
     def _listen(cls, value: str) -> str:
         split_host_port(value)
         return value
+
+    @field_validator("sip_listen")
+    @classmethod
+    def _sip_listen(cls, value: str) -> str:
+        if value != "off":  # an API-only node
+            split_host_port(value)
+        return value
+
+    @field_validator("trunk_outbound")
+    @classmethod
+    def _trunk(cls, value: str | None) -> str | None:
+        if value:
+            from veil.sip.endpoint import is_ip
+            from veil.sip.grammar import parse_uri
+
+            uri = parse_uri(value)  # raises ParseError (a ValueError) with the reason
+            if not is_ip(uri.host.strip("[]")):
+                raise ValueError("VEIL_TRUNK_OUTBOUND needs an IP address, e.g. sip:10.0.0.5:5060")
+            if uri.transport not in ("udp", "tcp"):
+                raise ValueError("VEIL_TRUNK_OUTBOUND transport must be udp or tcp")
+        return value or None
 
     @field_validator("public_url")
     @classmethod

@@ -16,6 +16,22 @@ class Status(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class InteractionRecord:
+    """One finished call through a session (Plivo's interaction object)."""
+
+    uuid: str
+    start_time: datetime
+    end_time: datetime
+    first_party_call_uuid: str | None
+    second_party_call_uuid: str | None
+    first_party_status: str
+    second_party_status: str
+    duration: int
+    billed_duration: int
+    call_count: int
+
+
+@dataclass(frozen=True, slots=True)
 class Session:
     """One stored session. Parties and the virtual number are E.164 with ``+``;
     a missing party of a single-party session is ``""``."""
@@ -38,6 +54,7 @@ class Session:
     total_call_count: int = 0
     total_call_billed_duration: int = 0
     last_interaction_time: datetime | None = None
+    interactions: tuple[InteractionRecord, ...] = ()  # loaded by the readers that show them
 
     def status_at(self, now: datetime) -> Status:
         """The status a reader sees: expired the moment ``expiry_time`` passes,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from veil.clock import Clock
+from veil.domain.session import Session
 from veil.store.db import Database
 
 
@@ -12,3 +14,6 @@ from veil.store.db import Database
 class ServiceContext:
     db: Database
     clock: Clock
+    # Called with each new session that asks Veil to call its first party
+    # (``initiate_call_to_first_party``); the call plane registers itself here.
+    originate: list[Callable[[Session], None]] = field(default_factory=list)

@@ -28,7 +28,7 @@ from veil.domain.session_params import (
 )
 from veil.service import accounts
 from veil.service.context import ServiceContext
-from veil.store import claims
+from veil.store import claims, interactions
 from veil.store import sessions as repo
 from veil.store.db import Conn
 
@@ -54,9 +54,13 @@ async def create_session(
     for _ in range(MAX_ALLOCATION_ATTEMPTS):
         try:
             async with ctx.db.write() as conn:
-                return await _allocate(ctx, conn, owner, request)
+                session = await _allocate(ctx, conn, owner, request)
         except _ClaimLost:
             continue
+        if session.settings.initiate_call_to_first_party:
+            for originate in ctx.originate:  # after the commit: the call reads it
+                originate(session)
+        return session
     raise InvalidRequest(messages.POOL_EXHAUSTED)
 
 
@@ -159,7 +163,8 @@ def _visible(principal: Account, session: Session) -> bool:
 
 async def get_session(ctx: ServiceContext, principal: Account, uuid: str) -> Session:
     async with ctx.db.read() as conn:
-        return await _find(conn, principal, uuid)
+        session = await _find(conn, principal, uuid)
+        return (await interactions.attach(conn, [session]))[0]
 
 
 async def _find(conn: Conn, principal: Account, uuid: str) -> Session:
@@ -179,13 +184,14 @@ async def list_sessions(
     named = await accounts.acting_as(ctx, principal, filters.subaccount)
     account_id = named.id if named.is_subaccount else None
     async with ctx.db.read() as conn:
-        return await repo.list_sessions(
+        found, total = await repo.list_sessions(
             conn,
             main_account_id=principal.main_account_id,
             account_id=account_id,
             filters=filters,
             now=ctx.clock.now(),
         )
+        return await interactions.attach(conn, found), total
 
 
 async def update_session(
@@ -241,7 +247,7 @@ async def update_session(
         values["modified_time"] = now
         session = await repo.update_session(conn, session.id, values)
         await claims.set_busy_until(conn, session.id, session.busy_until())
-        return session
+        return (await interactions.attach(conn, [session]))[0]
 
 
 async def expire_session(ctx: ServiceContext, principal: Account, uuid: str) -> Session:

@@ -145,6 +145,8 @@ sessions = Table(
     Column("last_interaction_time", UtcDateTime, nullable=True),
     # The last callback SequenceNumber handed out for this session.
     Column("event_sequence", Integer, nullable=False, default=0),
+    # Calls up right now: the session reads "in-progress" while this is above zero.
+    Column("calls_in_progress", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_sessions_listing", "main_account_id", "created_time"),
     Index("ix_sessions_due", "status", "expiry_time"),
     Index("ix_sessions_pair", "main_account_id", "pair_key"),
@@ -166,6 +168,28 @@ number_claims = Table(
     Column("busy_until", UtcDateTime, nullable=False, index=True),
     # "Which PINs are in use on this number", for PIN generation.
     Index("ix_number_claims_number_key", "number_id", "key"),
+)
+
+# One row per call through a session (Plivo's "interaction"), written when it ends.
+interactions = Table(
+    "interactions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("session_id", Id, ForeignKey("sessions.id"), nullable=False),
+    Column("caller_role", String(8), nullable=False),  # "first" or "second"
+    Column("start_time", UtcDateTime, nullable=False),
+    Column("answer_time", UtcDateTime, nullable=True),
+    Column("end_time", UtcDateTime, nullable=False),
+    Column("first_party_call_uuid", String(36), nullable=True),
+    Column("second_party_call_uuid", String(36), nullable=True),
+    Column("first_party_status", String(16), nullable=False),
+    Column("second_party_status", String(16), nullable=False),
+    Column("duration", Integer, nullable=False),  # seconds both parties were connected
+    Column("billed_duration", Integer, nullable=False),
+    Column("call_count", Integer, nullable=False),
+    Column("hangup_cause", String(64), nullable=False),
+    Index("ix_interactions_session", "session_id", "id"),
 )
 
 # Transactional outbox: callbacks written in the same transaction as the change they

@@ -66,8 +66,9 @@ def session_router(profile: Profile) -> APIRouter:
         filters = parse_list_query(request.query_params.multi_items(), now)
         found, total = await service.list_sessions(who.ctx, who.account, filters)
         objects: list[dict[str, Any]] = []
+        account_url = f"{who.public_url}/v1/Account/{auth_id}"
         for session in found:
-            obj = session_object(session, now)
+            obj = session_object(session, now, account_url)
             obj["resource_uri"] = session_uri(auth_id, session.uuid, legacy=legacy)
             objects.append(obj)
         base = who.public_url + prefix.replace("{auth_id}", auth_id) + "/"
@@ -88,8 +89,12 @@ def session_router(profile: Profile) -> APIRouter:
         session = await service.get_session(
             who.ctx, who.account, request.path_params["session_uuid"]
         )
+        account_url = f"{who.public_url}/v1/Account/{who.account.auth_id}"
         return json_response(
-            {"api_id": api_id(), "response": session_object(session, who.ctx.clock.now())}
+            {
+                "api_id": api_id(),
+                "response": session_object(session, who.ctx.clock.now(), account_url),
+            }
         )
 
     @router.post(

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from veil.domain.accounts import Account
 from veil.domain.numbers import VirtualNumber
 from veil.domain.phone import country_name
-from veil.domain.session import Session
+from veil.domain.session import InteractionRecord, Session
 from veil.domain.session_params import SETTINGS_FIELDS
 from veil.domain.timefmt import format_time
 
@@ -27,7 +27,9 @@ def _digits(e164: str) -> str:
     return e164.lstrip("+")
 
 
-def session_object(session: Session, now: datetime) -> dict[str, Any]:
+def session_object(session: Session, now: datetime, account_url: str = "") -> dict[str, Any]:
+    """``account_url`` (``{public_url}/v1/Account/{auth_id}``) prefixes the interactions'
+    call resource URLs."""
     settings = session.settings
     obj: dict[str, Any] = {
         "session_uuid": session.uuid,
@@ -40,7 +42,7 @@ def session_object(session: Session, now: datetime) -> dict[str, Any]:
         "expiry_time": format_time(session.expiry_time),
         "duration": session.duration,
         "amount": 0,
-        "interaction": None,
+        "interaction": [_interaction(i, account_url) for i in session.interactions] or None,
         "total_call_amount": 0,
         "total_call_count": session.total_call_count,
         "total_call_billed_duration": session.total_call_billed_duration,
@@ -53,6 +55,28 @@ def session_object(session: Session, now: datetime) -> dict[str, Any]:
     for name in SETTINGS_FIELDS:
         obj[name] = getattr(settings, name)
     return obj
+
+
+def _interaction(record: InteractionRecord, account_url: str) -> dict[str, Any]:
+    """Plivo's interaction object (plivo-wire.md section 7), Go's field types."""
+
+    def call_url(call_uuid: str | None) -> str | None:
+        return f"{account_url}/Call/{call_uuid}/" if call_uuid else None
+
+    return {
+        "start_time": format_time(record.start_time),
+        "end_time": format_time(record.end_time),
+        "first_party_resource_url": call_url(record.first_party_call_uuid),
+        "second_party_resource_url": call_url(record.second_party_call_uuid),
+        "first_party_status": record.first_party_status,
+        "second_party_status": record.second_party_status,
+        "recording_resource_url": None,
+        "type": "call",
+        "total_call_amount": 0,
+        "call_billed_duration": record.billed_duration,
+        "total_call_count": record.call_count,
+        "duration": record.duration,
+    }
 
 
 def session_uri(auth_id: str, session_uuid: str, *, legacy: bool = False) -> str:

@@ -1,0 +1,1 @@
+"""Call control: the masking B2BUA on top of ``veil.sip``."""

@@ -1,0 +1,856 @@
+"""The masking back-to-back user agent.
+
+Leg A is the call from the trunk to a virtual number; leg B is Veil's own call to the
+other party through the outbound trunk. Leg B is *built*, never copied from leg A: its
+From and P-Asserted-Identity are the virtual number, its Call-ID and tags are new, and
+only the body (neutralised SDP, DTMF) crosses. The same holds for everything relayed
+back. Each call is a small actor: SIP events are queued to one task per call, so a
+call's messages are handled in order while its database work never blocks other calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from veil.calls.media import MediaEngine, MediaSession
+from veil.domain.calls import (
+    RELAYED_CONTENT_TYPES,
+    Bridge,
+    HangupCause,
+    LegEvent,
+    LegStatus,
+    Reject,
+    Role,
+    hangup_cause_for,
+    leg_status_for,
+    normalize_number,
+    relay_status,
+)
+from veil.domain.ids import new_uuid
+from veil.service import calls as call_service
+from veil.service.context import ServiceContext
+from veil.sip import digest
+from veil.sip.dialog import Dialog, new_call_id, new_tag
+from veil.sip.endpoint import SipEndpoint, target_for
+from veil.sip.errors import ParseError
+from veil.sip.grammar import SipUri, parse_address, parse_uri
+from veil.sip.message import Headers, Request, Response, reason_for, response_to
+from veil.sip.transaction import ClientInvite, ServerTransaction, Target
+
+log = logging.getLogger("veil.calls")
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
+NETWORK = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class CallSettings:
+    trunk: SipUri | None  # where leg B goes (VEIL_TRUNK_OUTBOUND)
+    username: str | None = None
+    password: str | None = None
+    allow: tuple[NETWORK, ...] = (ipaddress.ip_network("127.0.0.1/32"),)
+
+    @classmethod
+    def parse(
+        cls,
+        trunk: str | None,
+        username: str | None,
+        password: str | None,
+        allow: str,
+    ) -> CallSettings:
+        networks = tuple(
+            ipaddress.ip_network(part.strip(), strict=False)
+            for part in allow.split(",")
+            if part.strip()
+        )
+        return cls(parse_uri(trunk) if trunk else None, username, password, networks)
+
+    def trusted(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.allow)
+
+
+class Side(enum.Enum):
+    A = "a"
+    B = "b"
+
+    @property
+    def other(self) -> Side:
+        return Side.B if self is Side.A else Side.A
+
+
+class Phase(enum.Enum):
+    ROUTING = "routing"
+    DIALING = "dialing"
+    UP = "up"
+    ENDING = "ending"  # waiting for leg B's final response after a CANCEL
+    ENDED = "ended"
+
+
+@dataclass(slots=True)
+class Leg:
+    side: Side
+    dialog: Dialog | None = None
+    target: Target | None = None
+    transport: str = "udp"
+    # A relayed re-INVITE/UPDATE in flight on this leg (glare gets 491).
+    busy: bool = False
+    # An ACK we owe this leg, sent when the other leg's ACK brings the SDP answer.
+    deferred_ack: int | None = None
+
+
+@dataclass(slots=True)
+class _Event:
+    run: Callable[[], Awaitable[None]]
+
+
+class Call:
+    """One masked call: leg A (inbound) and leg B (to the other party)."""
+
+    def __init__(self, b2bua: B2bua, invite: Request | None, tx: ServerTransaction | None) -> None:
+        self.b2bua = b2bua
+        self.invite = invite  # None when Veil placed both legs (``OutboundCall``)
+        self.a_tx = tx
+        self.a = Leg(Side.A, transport=tx.target.transport if tx else "udp")
+        self.b = Leg(Side.B)
+        self.a_tag = new_tag()
+        self.phase = Phase.ROUTING
+        self.cancelled = False
+        self.a_final_sent = False
+        self.b_request: Request | None = None
+        self.b_tx: ClientInvite | None = None
+        self.auth_tried = False
+        self.rang = False
+        self.interaction: call_service.Interaction | None = None
+        self.media: MediaSession = b2bua.media.session(new_call_id())
+        self._queue: asyncio.Queue[_Event] = asyncio.Queue()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._ledger: asyncio.Task[None] | None = None
+
+    # -- the actor
+    def post(self, run: Callable[[], Awaitable[None]]) -> None:
+        self._queue.put_nowait(_Event(run))
+
+    async def main(self) -> None:
+        try:
+            await self._route()
+            while self.phase is not Phase.ENDED:
+                event = await self._queue.get()
+                await event.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("call failed")
+            self._abort()
+        finally:
+            self._cleanup()
+            if self._ledger is not None:
+                await asyncio.gather(self._ledger, return_exceptions=True)
+
+    def _record(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Database bookkeeping, in order per call, off the signalling path."""
+        previous = self._ledger
+
+        async def run() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            try:
+                await work()
+            except Exception:
+                log.exception("recording a call event failed")
+
+        self._ledger = asyncio.get_running_loop().create_task(run())
+
+    # -- routing
+    async def _route(self) -> None:
+        invite = self.invite
+        assert invite is not None
+        called = normalize_number(invite.uri.user_unescaped)
+        caller = self._caller_number(invite)
+        decision: Bridge | Reject
+        if called is None:
+            decision = Reject(404, "Not a virtual number")
+        else:
+            decision = await call_service.route_call(self.b2bua.ctx, called, caller)
+        if self.cancelled:
+            self.phase = Phase.ENDED
+            return
+        if isinstance(decision, Reject):
+            self._reply_a(decision.status, reason_header=decision.reason)
+            self.phase = Phase.ENDED
+            return
+        if self.b2bua.settings.trunk is None:
+            self._reply_a(503, reason_header="No outbound trunk configured")
+            self.phase = Phase.ENDED
+            return
+        now = self.b2bua.ctx.clock.now()
+        interaction = call_service.Interaction(decision.session, decision.caller_role, now)
+        interaction.leg_uuids[decision.caller_role] = new_uuid()
+        interaction.leg_uuids[decision.caller_role.other] = new_uuid()
+        self.interaction = interaction
+        self._record(lambda: call_service.call_started(self.b2bua.ctx, interaction))
+        await self._dial(decision)
+
+    @staticmethod
+    def _caller_number(invite: Request) -> str | None:
+        """The caller: P-Asserted-Identity from a trusted trunk, else From."""
+        for value in invite.headers.values("P-Asserted-Identity"):
+            try:
+                uri = parse_address(value).uri
+            except ParseError:
+                continue
+            number = normalize_number(uri.user_unescaped)
+            if number:
+                return number
+        return normalize_number(invite.from_.uri.user_unescaped)
+
+    async def _dial(self, decision: Bridge) -> None:
+        body = b""
+        if self.invite is not None and self.invite.body and _is_sdp(self.invite):
+            body = await self.media.offer(self.invite.body, from_leg="a")
+        if self.cancelled:  # the CANCEL came while the media engine was asked
+            self._cancelled_before_dial()
+            return
+        max_forwards = _max_forwards(self.invite) if self.invite is not None else 70
+        self.b_request, self.b.target = self.outbound_invite(
+            decision.session.virtual_number, decision.callee, body, max_forwards
+        )
+        self.b.transport = self.b.target.transport
+        self.phase = Phase.DIALING
+        self._send_b_invite()
+        self._start_timer("ring", decision.session.settings.ring_timeout, self._ring_timeout)
+
+    def outbound_invite(
+        self, virtual: str, callee: str, body: bytes, max_forwards: int = 70
+    ) -> tuple[Request, Target]:
+        """A new INVITE to ``callee`` through the outbound trunk, from the virtual
+        number. Built from nothing: no header of any other leg is copied."""
+        b2bua = self.b2bua
+        trunk = b2bua.settings.trunk
+        assert trunk is not None
+        target = target_for(trunk)
+        local = b2bua.endpoint.host
+        headers = Headers()
+        headers.add("Via", "SIP/2.0/UDP 0.0.0.0")  # written by the endpoint
+        headers.add("Max-Forwards", str(max_forwards))
+        headers.add("From", f"<sip:{virtual}@{local}>;tag={new_tag()}")
+        headers.add("To", f"<sip:{callee}@{trunk.host}>")
+        headers.add("Call-ID", new_call_id())
+        headers.add("CSeq", "1 INVITE")
+        headers.add("Contact", b2bua.endpoint.contact(target.transport))
+        headers.add("P-Asserted-Identity", f"<sip:{virtual}@{local}>")
+        headers.add("Allow", ALLOW)
+        if body:
+            headers.add("Content-Type", "application/sdp")
+        uri = SipUri(
+            host=trunk.host,
+            user=callee,
+            port=trunk.port,
+            params={k: v for k, v in trunk.params.items() if k == "transport"},
+        )
+        return Request(headers, body, "INVITE", uri), target
+
+    def _send_b_invite(self) -> None:
+        assert self.b_request is not None and self.b.target is not None
+        tx = self.b2bua.endpoint.request(
+            self.b_request,
+            self.b.target,
+            lambda r: self.post(lambda: self._b_response(r)),
+            lambda e: self.post(lambda: self._b_error(e)),
+        )
+        assert isinstance(tx, ClientInvite)
+        self.b_tx = tx
+
+    # -- leg B's answers to our INVITE
+    async def _b_response(self, response: Response) -> None:
+        status = response.status
+        if status == 100:
+            return
+        if 200 <= status < 300 and self.b.dialog is not None:
+            if response.to.tag == self.b.dialog.remote_tag:
+                self._ack_b(response)  # a retransmitted 2xx: our ACK got lost
+            else:
+                self._ack_and_bye(response)  # another fork answered too
+            return
+        if self.phase in (Phase.ENDING, Phase.ENDED):
+            if 200 <= status < 300:
+                self._ack_and_bye(response)
+            elif status >= 300:
+                self._finish()
+            return
+        if status < 200:
+            await self._b_provisional(response)
+        elif status < 300:
+            await self._b_answered(response)
+        elif status in (401, 407) and self._retry_with_credentials(response):
+            return
+        else:
+            self._b_failed(status, relay_status(status))
+
+    async def _b_provisional(self, response: Response) -> None:
+        body = b""
+        if response.body and _is_sdp(response):
+            body = await self.media.answer(response.body, from_leg="b")
+        if not self.rang and self.interaction is not None:
+            self.rang = True
+            interaction = self.interaction
+            role = interaction.caller_role.other
+            self._record(
+                lambda: call_service.leg_event(self.b2bua.ctx, interaction, role, LegEvent.RINGING)
+            )
+        self._reply_a(response.status, response.reason, body=body)
+
+    async def _b_answered(self, response: Response) -> None:
+        assert self.b_request is not None and self.invite is not None
+        self._stop_timer("ring")
+        self.b.dialog = Dialog.as_uac(self.b_request, response)
+        self.b.target = self._target_of(self.b.dialog, self.b.transport)
+        self.b2bua.register(self.b.dialog, self, Side.B)
+        late_offer = not self.invite.body
+        if late_offer:
+            # Leg B made the offer in its 2xx; its ACK must carry leg A's answer.
+            body = await self.media.offer(response.body, from_leg="b") if response.body else b""
+            self.b.deferred_ack = self.b_request.cseq[0]
+        else:
+            body = await self.media.answer(response.body, from_leg="b") if response.body else b""
+            self._ack_b(response)
+        self._reply_a(200, body=body)
+        self.a.dialog = Dialog.as_uas(self.invite, self.a_tag)
+        self.a.target = self._target_of(self.a.dialog, self.a.transport)
+        self.b2bua.register(self.a.dialog, self, Side.A)
+        self.phase = Phase.UP
+        interaction = self.interaction
+        if interaction is not None:
+            interaction.answer_time = self.b2bua.ctx.clock.now()
+            caller, callee = interaction.caller_role, interaction.caller_role.other
+            interaction.statuses[caller] = LegStatus.COMPLETED
+            interaction.statuses[callee] = LegStatus.COMPLETED
+
+            async def answered() -> None:
+                ctx = self.b2bua.ctx
+                await call_service.leg_event(ctx, interaction, callee, LegEvent.ANSWER)
+                await call_service.leg_event(ctx, interaction, caller, LegEvent.ANSWER)
+
+            self._record(answered)
+            self._start_time_limit()
+
+    def _start_time_limit(self) -> None:
+        if self.interaction is not None:
+            limit = self.interaction.session.settings.call_time_limit
+            self._start_timer("limit", limit, self._time_limit)
+
+    def _retry_with_credentials(self, response: Response) -> bool:
+        """Answer the outbound trunk's digest challenge once (RFC 3261 22.2)."""
+        if self.auth_tried or self.b_request is None:
+            return False
+        self.auth_tried = True
+        if not self.b2bua.with_credentials(self.b_request, response):
+            return False
+        self._send_b_invite()
+        return True
+
+    def _ack_b(self, response: Response) -> None:
+        assert self.b.dialog is not None and self.b_request is not None
+        self._send_ack(Side.B, self.b_request.cseq[0])
+
+    def _b_failed(self, sip_status: int, relayed: int) -> None:
+        self._stop_timer("ring")
+        interaction = self.interaction
+        if interaction is not None:
+            status = leg_status_for(sip_status)
+            interaction.statuses[interaction.caller_role.other] = status
+            interaction.statuses[interaction.caller_role] = LegStatus.FAILED
+            interaction.hangup_cause = hangup_cause_for(status, sip_status)
+        self._reply_a(relayed)
+        self._finish()
+
+    async def _b_error(self, reason: str) -> None:
+        if self.phase in (Phase.ENDING, Phase.ENDED):
+            self._finish()
+            return
+        if self.phase is Phase.DIALING:
+            self._b_failed(408 if reason == "timeout" else 503, 408 if reason == "timeout" else 503)
+
+    # -- timers
+    def _start_timer(self, name: str, seconds: float, action: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+        self._timers[name] = loop.call_later(seconds, lambda: self.post(_async(action)))
+
+    def _stop_timer(self, name: str) -> None:
+        handle = self._timers.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _ring_timeout(self) -> None:
+        if self.phase is not Phase.DIALING:
+            return
+        interaction = self.interaction
+        if interaction is not None:
+            interaction.statuses[interaction.caller_role.other] = LegStatus.NO_ANSWER
+            interaction.statuses[interaction.caller_role] = LegStatus.FAILED
+            interaction.hangup_cause = HangupCause.RING_TIMEOUT
+        self._reply_a(480, reason_header="Ring timeout")
+        self._cancel_b()
+
+    def _time_limit(self) -> None:
+        if self.phase is not Phase.UP:
+            return
+        if self.interaction is not None:
+            self.interaction.hangup_cause = HangupCause.TIME_LIMIT
+        self._bye(Side.A)
+        self._bye(Side.B)
+        self._finish()
+
+    # -- requests from the caller's side
+    def on_cancel(self) -> None:
+        """Leg A's CANCEL (already answered 200 by the B2BUA)."""
+        self.cancelled = True
+        if self.phase is Phase.ROUTING:
+            self._reply_a(487)
+            return
+        self.post(_async(self._cancelled))
+
+    def _cancelled_before_dial(self) -> None:
+        interaction = self.interaction
+        if interaction is not None:
+            interaction.statuses[interaction.caller_role] = LegStatus.CANCELED
+            interaction.hangup_cause = HangupCause.CANCELED
+        self._finish()
+
+    def _cancelled(self) -> None:
+        if self.phase is not Phase.DIALING:
+            return
+        interaction = self.interaction
+        if interaction is not None:
+            interaction.statuses[interaction.caller_role] = LegStatus.CANCELED
+            interaction.statuses[interaction.caller_role.other] = LegStatus.CANCELED
+            interaction.hangup_cause = HangupCause.CANCELED
+        self._reply_a(487)
+        self._cancel_b()
+
+    def _cancel_b(self) -> None:
+        self._stop_timer("ring")
+        if self.b_tx is not None:
+            self.phase = Phase.ENDING
+            self.b_tx.cancel()
+        else:
+            self._finish()
+
+    async def in_dialog(self, side: Side, request: Request, tx: ServerTransaction) -> None:
+        leg = self._leg(side)
+        assert leg.dialog is not None
+        if not leg.dialog.accepts(request):
+            tx.reply(500)
+            return
+        method = request.method
+        if method == "BYE":
+            tx.reply(200)
+            if self.phase is Phase.UP:
+                if self.interaction is not None:
+                    self.interaction.hung_up_by = self._role(side)
+                self._bye(side.other)
+                self._finish()
+            return
+        if method == "OPTIONS":
+            self._reply(tx, 200, extra=[("Allow", ALLOW), ("Accept", "application/sdp")])
+            return
+        if method not in ("INVITE", "UPDATE", "INFO"):
+            self._reply(tx, 405, extra=[("Allow", ALLOW)])
+            return
+        if self.phase is not Phase.UP:
+            tx.reply(491 if method in ("INVITE", "UPDATE") else 481)
+            return
+        other = self._leg(side.other)
+        if method in ("INVITE", "UPDATE"):
+            if leg.busy or other.busy:
+                tx.reply(491)
+                return
+            if request.contact is not None:
+                leg.dialog.refresh_target(request)
+                leg.target = self._target_of(leg.dialog, leg.transport)
+            leg.busy = other.busy = True
+        body = b""
+        content_type = request.headers.get("Content-Type")
+        if request.body and content_type:
+            media_type = content_type.split(";")[0].strip().lower()
+            if media_type in RELAYED_CONTENT_TYPES:
+                body = request.body
+                if media_type == "application/sdp":
+                    body = await self.media.offer(body, from_leg=side.value)
+                    content_type = "application/sdp"
+            else:
+                content_type = None
+        else:
+            content_type = None
+        self._relay_request(side, request, tx, body, content_type)
+
+    def _relay_request(
+        self,
+        side: Side,
+        request: Request,
+        tx: ServerTransaction,
+        body: bytes,
+        content_type: str | None,
+    ) -> None:
+        other = self._leg(side.other)
+        assert other.dialog is not None and other.target is not None
+        method = request.method
+        relayed = other.dialog.request(
+            method,
+            contact=self.b2bua.endpoint.contact(other.transport),
+            body=body,
+            content_type=content_type,
+        )
+
+        def on_response(response: Response) -> None:
+            self.post(lambda: self._relayed_response(side, request, tx, relayed, response))
+
+        def on_error(reason: str) -> None:
+            async def failed() -> None:
+                self._leg(side).busy = other.busy = False
+                self._reply(tx, 408 if reason == "timeout" else 503)
+
+            self.post(failed)
+
+        self.b2bua.endpoint.request(relayed, other.target, on_response, on_error)
+
+    async def _relayed_response(
+        self,
+        side: Side,
+        request: Request,
+        tx: ServerTransaction,
+        relayed: Request,
+        response: Response,
+    ) -> None:
+        """The other leg answered a request we relayed: answer the original one."""
+        if response.status < 200 and response.status != 100 and not tx.finished:
+            self._reply(tx, response.status, response.reason)
+            return
+        if response.status < 200:
+            return
+        other = self._leg(side.other)
+        leg = self._leg(side)
+        body = b""
+        extra: list[tuple[str, str]] = []
+        if response.body and _is_sdp(response):
+            body = await self.media.answer(response.body, from_leg=side.other.value)
+            extra.append(("Content-Type", "application/sdp"))
+        if request.method in ("INVITE", "UPDATE"):
+            leg.busy = other.busy = False
+            if 200 <= response.status < 300:
+                extra.append(("Contact", self.b2bua.endpoint.contact(leg.transport)))
+                if other.dialog is not None:
+                    other.dialog.refresh_target(response)
+                    other.target = self._target_of(other.dialog, other.transport)
+        if request.method == "INVITE" and 200 <= response.status < 300:
+            if request.body:
+                self._send_ack(side.other, relayed.cseq[0])
+            else:
+                # Offerless re-INVITE: the answer comes in the requester's ACK.
+                other.deferred_ack = relayed.cseq[0]
+        self._reply(tx, response.status, response.reason, body=body, extra=extra)
+
+    def on_ack(self, side: Side, request: Request) -> None:
+        """An ACK for a 2xx we sent; pass on a deferred ACK with its SDP answer."""
+        other = self._leg(side.other)
+        if other.deferred_ack is None:
+            return
+        cseq = other.deferred_ack
+        other.deferred_ack = None
+
+        async def forward() -> None:
+            body = b""
+            if request.body and _is_sdp(request):
+                body = await self.media.answer(request.body, from_leg=side.value)
+            self._send_ack(side.other, cseq, body)
+
+        self.post(forward)
+
+    def on_no_ack(self) -> None:
+        """Leg A never acknowledged our 2xx (RFC 3261 13.3.1.4): end the call."""
+
+        async def end() -> None:
+            if self.phase is Phase.UP:
+                self._bye(Side.A)
+                self._bye(Side.B)
+                self._finish()
+
+        self.post(end)
+
+    # -- sending
+    def _reply_a(
+        self,
+        status: int,
+        reason: str | None = None,
+        *,
+        body: bytes = b"",
+        reason_header: str | None = None,
+    ) -> None:
+        if self.a_final_sent or self.a_tx is None:
+            return
+        extra: list[tuple[str, str]] = []
+        if status < 300 and status != 100:
+            extra.append(("Contact", self.b2bua.endpoint.contact(self.a.transport)))
+            if status >= 200:
+                extra.append(("Allow", ALLOW))
+        if body:
+            extra.append(("Content-Type", "application/sdp"))
+        if reason_header:
+            text = reason_header.replace('"', "'")
+            extra.append(("Reason", f'SIP;cause={status};text="{text}"'))
+        if status >= 200:
+            self.a_final_sent = True
+        self._reply(self.a_tx, status, reason, body=body, extra=extra, to_tag=self.a_tag)
+
+    def _reply(
+        self,
+        tx: ServerTransaction,
+        status: int,
+        reason: str | None = None,
+        *,
+        body: bytes = b"",
+        extra: list[tuple[str, str]] | None = None,
+        to_tag: str | None = None,
+    ) -> None:
+        response = response_to(tx.request, status, reason or reason_for(status), to_tag=to_tag)
+        for name, value in extra or ():
+            response.headers.add(name, value)
+        response.headers.add("Server", "Veil")
+        response.body = body
+        tx.respond(response)
+
+    def _send_ack(self, side: Side, cseq: int, body: bytes = b"") -> None:
+        leg = self._leg(side)
+        if leg.dialog is None or leg.target is None:
+            return
+        ack = leg.dialog.request(
+            "ACK", cseq=cseq, body=body, content_type="application/sdp" if body else None
+        )
+        self.b2bua.endpoint.send_ack(ack, leg.target)
+
+    def _ack_and_bye(self, response: Response) -> None:
+        """A 2xx we no longer want (a fork, or after CANCEL): ACK it, then BYE it."""
+        if self.b_request is None:
+            return
+        dialog = Dialog.as_uac(self.b_request, response)
+        target = self._target_of(dialog, self.b.transport)
+        ack = dialog.request("ACK", cseq=self.b_request.cseq[0])
+        self.b2bua.endpoint.send_ack(ack, target)
+        bye = dialog.request("BYE")
+        self.b2bua.endpoint.request(bye, target, lambda _r: None, lambda _e: None)
+
+    def _bye(self, side: Side) -> None:
+        leg = self._leg(side)
+        if leg.dialog is None or leg.target is None:
+            return
+        if leg.deferred_ack is not None:
+            self._send_ack(side, leg.deferred_ack)
+            leg.deferred_ack = None
+        bye = leg.dialog.request("BYE")
+        self.b2bua.endpoint.request(bye, leg.target, lambda _r: None, lambda _e: None)
+
+    # -- the end
+    def _finish(self) -> None:
+        if self.phase is Phase.ENDED:
+            return
+        self.phase = Phase.ENDED
+        for name in list(self._timers):
+            self._stop_timer(name)
+        interaction = self.interaction
+        if interaction is not None:
+            interaction.end_time = self.b2bua.ctx.clock.now()
+            self._record(lambda: call_service.call_ended(self.b2bua.ctx, interaction))
+        self._record(self.media.close)
+
+    def _abort(self) -> None:
+        """After an unexpected error: leave no leg hanging."""
+        if not self.a_final_sent:
+            self._reply_a(500)
+        if self.phase is Phase.UP:
+            self._bye(Side.A)
+            self._bye(Side.B)
+        elif self.phase is Phase.DIALING and self.b_tx is not None:
+            self.b_tx.cancel()
+        self._finish()
+
+    def _cleanup(self) -> None:
+        self.b2bua.forget(self)
+
+    # -- helpers
+    def _leg(self, side: Side) -> Leg:
+        return self.a if side is Side.A else self.b
+
+    def _role(self, side: Side) -> Role:
+        assert self.interaction is not None
+        role = self.interaction.caller_role
+        return role if side is Side.A else role.other
+
+    @staticmethod
+    def _target_of(dialog: Dialog, transport: str) -> Target:
+        hop = dialog.next_hop()
+        target = target_for(hop)
+        if "transport" not in hop.params and transport != target.transport:
+            # A Contact without ;transport= is reached the way the dialog came in.
+            target = Target(transport, target.host, target.port)
+        return target
+
+
+def _async(action: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        action()
+
+    return run
+
+
+def _is_sdp(message: Request | Response) -> bool:
+    content_type = message.headers.get("Content-Type") or ""
+    return content_type.split(";")[0].strip().lower() == "application/sdp"
+
+
+def _max_forwards(invite: Request) -> int:
+    value = invite.headers.get("Max-Forwards")
+    incoming = int(value) if value and value.isdigit() else 70
+    return max(0, min(70, incoming - 1))
+
+
+@dataclass
+class B2bua:
+    """The SIP handler: owns the endpoint and the calls in progress."""
+
+    ctx: ServiceContext
+    settings: CallSettings
+    media: MediaEngine
+    host: str = "127.0.0.1"
+    port: int = 5060
+    endpoint: SipEndpoint = field(init=False)
+    calls: dict[tuple[str, str, int | None, str], Call] = field(init=False, default_factory=dict)
+    dialogs: dict[tuple[str, str], tuple[Call, Side]] = field(init=False, default_factory=dict)
+    tasks: set[asyncio.Task[None]] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.endpoint = SipEndpoint(self.host, self.port, self)
+
+    async def start(self) -> None:
+        await self.endpoint.start()
+
+    async def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.endpoint.close()
+
+    def with_credentials(self, request: Request, response: Response) -> bool:
+        """Turn ``request`` into its retry with the answer to the 401/407 challenge in
+        ``response``. False when there are no credentials or no usable challenge."""
+        settings = self.settings
+        if not settings.username:
+            return False
+        header = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
+        challenge = digest.pick_challenge(response.headers.raw_values(header))
+        if challenge is None:
+            return False
+        number = request.cseq[0] + 1
+        request.headers.set("CSeq", f"{number} INVITE")
+        request.headers.set("Via", "SIP/2.0/UDP 0.0.0.0")  # new branch on send
+        answer_header = "Authorization" if response.status == 401 else "Proxy-Authorization"
+        request.headers.set(
+            answer_header,
+            digest.authorization(
+                challenge,
+                method="INVITE",
+                uri=str(request.uri),
+                username=settings.username,
+                password=settings.password or "",
+                body=request.body,
+            ),
+        )
+        return True
+
+    def start_call(self, call: Call) -> None:
+        task = asyncio.get_running_loop().create_task(call.main())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def register(self, dialog: Dialog, call: Call, side: Side) -> None:
+        self.dialogs[(dialog.call_id, dialog.local_tag)] = (call, side)
+
+    def forget(self, call: Call) -> None:
+        if call.a_tx is not None:
+            self.calls.pop(call.a_tx.key, None)
+        for leg in (call.a, call.b):
+            if leg.dialog is not None:
+                self.dialogs.pop((leg.dialog.call_id, leg.dialog.local_tag), None)
+
+    def active_calls(self) -> int:
+        return len(self.calls)
+
+    # -- Handler
+    def on_request(self, request: Request, tx: ServerTransaction, source: Target) -> None:
+        if request.to.tag:
+            self._in_dialog(request, tx)
+            return
+        if not self.settings.trusted(source.host):
+            tx.reply(403, "Forbidden")
+            return
+        method = request.method
+        if method == "INVITE":
+            call = Call(self, request, tx)
+            self.calls[tx.key] = call
+            tx.on_error = lambda _reason: call.on_no_ack()
+            self.start_call(call)
+        elif method == "CANCEL":
+            invite_tx = self.endpoint.transactions.invite_server_for(request)
+            if invite_tx is None:
+                tx.reply(481)
+                return
+            tx.reply(200)
+            cancelled = self.calls.get(invite_tx.key)
+            if cancelled is not None and not cancelled.a_final_sent:
+                cancelled.on_cancel()
+        elif method == "OPTIONS":
+            response = response_to(request, 200, "OK", to_tag=new_tag())
+            response.headers.add("Allow", ALLOW)
+            response.headers.add("Accept", "application/sdp")
+            tx.respond(response)
+        elif method in ("BYE", "INFO", "UPDATE", "ACK"):
+            tx.reply(481)
+        else:
+            response = response_to(request, 405, "Method Not Allowed", to_tag=new_tag())
+            response.headers.add("Allow", ALLOW)
+            tx.respond(response)
+
+    def _in_dialog(self, request: Request, tx: ServerTransaction) -> None:
+        found = self.dialogs.get((request.call_id, request.to.tag or ""))
+        if found is None:
+            tx.reply(481)
+            return
+        call, side = found
+        call.post(lambda: call.in_dialog(side, request, tx))
+
+    def on_ack(self, request: Request, source: Target) -> None:
+        found = self.dialogs.get((request.call_id, request.to.tag or ""))
+        if found is not None:
+            call, side = found
+            call.on_ack(side, request)
+
+    def on_stray_response(self, response: Response) -> None:
+        """A 2xx retransmission after the INVITE transaction ended: re-ACK it."""
+        try:
+            method = response.cseq[1]
+        except ParseError:
+            return
+        if method != "INVITE" or not 200 <= response.status < 300:
+            return
+        found = self.dialogs.get((response.call_id, response.from_.tag or ""))
+        if found is not None:
+            call, side = found
+            if side is Side.B:
+                call.post(_async(lambda: call._ack_b(response)))

@@ -1,0 +1,254 @@
+"""``initiate_call_to_first_party``: Veil calls the first party from the virtual number
+and, once answered, the second party, then bridges the two.
+
+Without a media engine Veil has no SDP of its own, so this is third-party call control
+as RFC 3725 flow IV has it: party one is called without an offer, its offer is answered
+with a "black hole" (nothing flows yet); party two is called without an offer too, and
+its offer goes to party one in a re-INVITE whose answer completes party two's call.
+Party two's ACK waits only for that re-INVITE, never for a person to pick up.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from veil.calls.b2bua import B2bua, Call, Phase, Side
+from veil.calls.sdp import hold_answer, neutralize, with_origin
+from veil.domain.calls import HangupCause, LegEvent, LegStatus, Role, leg_status_for
+from veil.domain.calls import hangup_cause_for as cause_for
+from veil.domain.ids import new_uuid
+from veil.domain.session import Session
+from veil.service import calls as call_service
+from veil.sip.dialog import Dialog
+from veil.sip.message import Request, Response
+from veil.sip.transaction import ClientInvite
+
+
+class OutboundCall(Call):
+    """Both legs placed by Veil: leg A is the first party, leg B the second."""
+
+    def __init__(self, b2bua: B2bua, session: Session) -> None:
+        super().__init__(b2bua, None, None)
+        self.session = session
+        self.first_request: Request | None = None
+        self.first_tx: ClientInvite | None = None
+        self.first_auth_tried = False
+        self.first_rang = False
+        # Our SDP origin towards party one (RFC 3264 8: stable id, rising version).
+        self._origin_id = str(secrets.randbelow(2**31))
+        self._origin_version = 0
+
+    def _origin(self) -> bytes:
+        self._origin_version += 1
+        host = self.b2bua.endpoint.host
+        return f"- {self._origin_id} {self._origin_version} IN IP4 {host}".encode()
+
+    async def _route(self) -> None:
+        if self.b2bua.settings.trunk is None or not self.session.second_party:
+            self.phase = Phase.ENDED
+            return
+        now = self.b2bua.ctx.clock.now()
+        interaction = call_service.Interaction(self.session, Role.FIRST, now)
+        interaction.leg_uuids[Role.FIRST] = new_uuid()
+        interaction.leg_uuids[Role.SECOND] = new_uuid()
+        self.interaction = interaction
+        self._record(lambda: call_service.call_started(self.b2bua.ctx, interaction))
+        request, target = self.outbound_invite(
+            self.session.virtual_number, self.session.first_party, b""
+        )
+        self.first_request = request
+        self.a.target = target
+        self.a.transport = target.transport
+        self.phase = Phase.DIALING
+        self._send_first()
+        self._start_timer("ring", self.session.settings.ring_timeout, self._ring_timeout)
+
+    def _send_first(self) -> None:
+        assert self.first_request is not None and self.a.target is not None
+        tx = self.b2bua.endpoint.request(
+            self.first_request,
+            self.a.target,
+            lambda r: self.post(lambda: self._first_response(r)),
+            lambda e: self.post(lambda: self._first_error(e)),
+        )
+        assert isinstance(tx, ClientInvite)
+        self.first_tx = tx
+
+    # -- party one
+    async def _first_response(self, response: Response) -> None:
+        status = response.status
+        assert self.first_request is not None and self.interaction is not None
+        if status == 100:
+            return
+        if 200 <= status < 300 and self.a.dialog is not None:
+            if response.to.tag == self.a.dialog.remote_tag:
+                self._send_ack(Side.A, self.first_request.cseq[0], self._hold_body(response))
+            return
+        if self.phase in (Phase.ENDING, Phase.ENDED) or self.b_request is not None:
+            if 200 <= status < 300:
+                self._ack_and_bye_first(response)
+            elif status >= 300 and self.b_request is None:
+                self._finish()
+            return
+        interaction = self.interaction
+        if status < 200:
+            if not self.first_rang:
+                self.first_rang = True
+                self._record(
+                    lambda: call_service.leg_event(
+                        self.b2bua.ctx, interaction, Role.FIRST, LegEvent.RINGING
+                    )
+                )
+        elif status < 300:
+            self._stop_timer("ring")
+            self.a.dialog = Dialog.as_uac(self.first_request, response)
+            self.a.target = self._target_of(self.a.dialog, self.a.transport)
+            self.b2bua.register(self.a.dialog, self, Side.A)
+            self._send_ack(Side.A, self.first_request.cseq[0], self._hold_body(response))
+            interaction.statuses[Role.FIRST] = LegStatus.COMPLETED
+            self._record(
+                lambda: call_service.leg_event(
+                    self.b2bua.ctx, interaction, Role.FIRST, LegEvent.ANSWER
+                )
+            )
+            self._dial_second()
+        elif (
+            status in (401, 407)
+            and not self.first_auth_tried
+            and self.b2bua.with_credentials(self.first_request, response)
+        ):
+            self.first_auth_tried = True
+            self._send_first()
+        else:
+            self._first_failed(status)
+
+    def _hold_body(self, response: Response) -> bytes:
+        if not response.body:
+            return b""
+        return hold_answer(response.body, self._origin())
+
+    def _first_failed(self, sip_status: int) -> None:
+        self._stop_timer("ring")
+        assert self.interaction is not None
+        status = leg_status_for(sip_status)
+        self.interaction.statuses[Role.FIRST] = status
+        self.interaction.hangup_cause = cause_for(status, sip_status)
+        self._finish()
+
+    async def _first_error(self, reason: str) -> None:
+        if self.a.dialog is None and self.phase is Phase.DIALING:
+            self._first_failed(408 if reason == "timeout" else 503)
+        elif self.phase is Phase.ENDING:
+            self._finish()
+
+    def _ack_and_bye_first(self, response: Response) -> None:
+        assert self.first_request is not None
+        dialog = Dialog.as_uac(self.first_request, response)
+        target = self._target_of(dialog, self.a.transport)
+        self.b2bua.endpoint.send_ack(dialog.request("ACK", cseq=self.first_request.cseq[0]), target)
+        self.b2bua.endpoint.request(dialog.request("BYE"), target, _ignore, _ignore)
+
+    # -- party two
+    def _dial_second(self) -> None:
+        request, target = self.outbound_invite(
+            self.session.virtual_number, self.session.second_party, b""
+        )
+        self.b_request = request
+        self.b.target = target
+        self.b.transport = target.transport
+        self._send_b_invite()
+        self._start_timer("ring", self.session.settings.ring_timeout, self._ring_timeout)
+
+    async def _b_answered(self, response: Response) -> None:
+        assert self.b_request is not None and self.interaction is not None
+        self._stop_timer("ring")
+        self.b.dialog = Dialog.as_uac(self.b_request, response)
+        self.b.target = self._target_of(self.b.dialog, self.b.transport)
+        self.b2bua.register(self.b.dialog, self, Side.B)
+        self.b.deferred_ack = self.b_request.cseq[0]
+        self.interaction.statuses[Role.SECOND] = LegStatus.COMPLETED
+        # Party two's offer goes to party one in a re-INVITE (flow IV).
+        offer = with_origin(neutralize(response.body), self._origin()) if response.body else b""
+        dialog = self.a.dialog
+        assert dialog is not None and self.a.target is not None
+        reinvite = dialog.request(
+            "INVITE",
+            contact=self.b2bua.endpoint.contact(self.a.transport),
+            body=offer,
+            content_type="application/sdp",
+        )
+        self.b2bua.endpoint.request(
+            reinvite,
+            self.a.target,
+            lambda r: self.post(lambda: self._bridged(reinvite, r)),
+            lambda e: self.post(lambda: self._bridge_failed()),
+        )
+
+    async def _bridged(self, reinvite: Request, response: Response) -> None:
+        """Party one answered the re-INVITE carrying party two's offer."""
+        if response.status < 200:
+            return
+        if response.status >= 300:
+            await self._bridge_failed()
+            return
+        self._send_ack(Side.A, reinvite.cseq[0])
+        cseq = self.b.deferred_ack
+        self.b.deferred_ack = None
+        if cseq is not None:
+            self._send_ack(Side.B, cseq, neutralize(response.body))
+        if self.phase is not Phase.DIALING:
+            return
+        self.phase = Phase.UP
+        interaction = self.interaction
+        assert interaction is not None
+        interaction.answer_time = self.b2bua.ctx.clock.now()
+        self._record(
+            lambda: call_service.leg_event(
+                self.b2bua.ctx, interaction, Role.SECOND, LegEvent.ANSWER
+            )
+        )
+        self._start_time_limit()
+
+    async def _bridge_failed(self) -> None:
+        if self.phase is Phase.ENDED:
+            return
+        if self.interaction is not None:
+            self.interaction.hangup_cause = HangupCause.FAILED
+        self._bye(Side.A)
+        self._bye(Side.B)
+        self._finish()
+
+    def _b_failed(self, sip_status: int, relayed: int) -> None:
+        """Party two did not answer: hang up party one."""
+        self._stop_timer("ring")
+        if self.interaction is not None:
+            status = leg_status_for(sip_status)
+            self.interaction.statuses[Role.SECOND] = status
+            self.interaction.hangup_cause = cause_for(status, sip_status)
+        self._bye(Side.A)
+        self._finish()
+
+    def _ring_timeout(self) -> None:
+        if self.phase is not Phase.DIALING:
+            return
+        interaction = self.interaction
+        assert interaction is not None
+        interaction.hangup_cause = HangupCause.RING_TIMEOUT
+        if self.b_request is None:  # party one never answered
+            interaction.statuses[Role.FIRST] = LegStatus.NO_ANSWER
+            self.phase = Phase.ENDING
+            if self.first_tx is not None:
+                self.first_tx.cancel()
+            return
+        interaction.statuses[Role.SECOND] = LegStatus.NO_ANSWER
+        self._bye(Side.A)
+        self._cancel_b()
+
+
+def _ignore(_value: object) -> None:
+    return None
+
+
+def originate(b2bua: B2bua, session: Session) -> None:
+    """Start the call of a session created with ``initiate_call_to_first_party``."""
+    b2bua.start_call(OutboundCall(b2bua, session))

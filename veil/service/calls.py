@@ -1,0 +1,236 @@
+"""Calls through masking sessions: routing an inbound call, and recording what happened
+(interactions, statistics, ``in-progress`` status, leg events in the outbox).
+
+Each function is one transaction, so a call's bookkeeping is never half written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import bindparam, case, select, update
+
+from veil.domain.calls import (
+    NOT_A_VIRTUAL_NUMBER,
+    Bridge,
+    HangupCause,
+    LegEvent,
+    LegStatus,
+    Reject,
+    Role,
+    billed_seconds,
+    party_event,
+    route_inbound,
+)
+from veil.domain.events import SessionEvent, session_event
+from veil.domain.ids import new_uuid
+from veil.domain.session import Session, Status
+from veil.service.context import ServiceContext
+from veil.store import interactions, outbox
+from veil.store import sessions as repo
+from veil.store.db import Conn
+from veil.store.tables import numbers, sessions
+
+_SESSIONS_ON_NUMBER = (
+    select(sessions)
+    .join(numbers, numbers.c.id == sessions.c.number_id)
+    .where(
+        numbers.c.e164 == bindparam("e164"),
+        sessions.c.status != Status.EXPIRED.value,
+        sessions.c.expiry_time > bindparam("now"),
+    )
+)
+_NUMBER_EXISTS = select(numbers.c.id).where(numbers.c.e164 == bindparam("e164"))
+_CALL_STARTED = (
+    update(sessions)
+    .where(sessions.c.id == bindparam("session_id"))
+    .values(
+        calls_in_progress=sessions.c.calls_in_progress + 1,
+        status=case(
+            (sessions.c.status == Status.EXPIRED.value, Status.EXPIRED.value),
+            else_=Status.IN_PROGRESS.value,
+        ),
+    )
+)
+_CALL_ENDED = (
+    update(sessions)
+    .where(sessions.c.id == bindparam("session_id"))
+    .values(
+        calls_in_progress=sessions.c.calls_in_progress - 1,
+        status=case(
+            (sessions.c.status == Status.EXPIRED.value, Status.EXPIRED.value),
+            (sessions.c.calls_in_progress > 1, Status.IN_PROGRESS.value),
+            else_=Status.ACTIVE.value,
+        ),
+        total_call_count=sessions.c.total_call_count + bindparam("call_count"),
+        total_call_billed_duration=sessions.c.total_call_billed_duration + bindparam("billed"),
+        last_interaction_time=bindparam("end_time"),
+    )
+)
+
+
+async def route_call(ctx: ServiceContext, called: str, caller: str | None) -> Bridge | Reject:
+    """Where a call to virtual number ``called`` (E.164) from ``caller`` goes."""
+    now = ctx.clock.now()
+    async with ctx.db.read() as conn:
+        rows = (await conn.execute(_SESSIONS_ON_NUMBER, {"e164": called, "now": now})).all()
+        if not rows and (await conn.execute(_NUMBER_EXISTS, {"e164": called})).first() is None:
+            return NOT_A_VIRTUAL_NUMBER
+    return route_inbound(caller, [repo.session_from_row(r) for r in rows], now)
+
+
+@dataclass(slots=True)
+class Interaction:
+    """One call through a session, as the call plane fills it in."""
+
+    session: Session
+    caller_role: Role
+    start_time: datetime
+    uuid: str = field(default_factory=new_uuid)
+    leg_uuids: dict[Role, str] = field(default_factory=dict)
+    statuses: dict[Role, LegStatus] = field(default_factory=dict)
+    answer_time: datetime | None = None
+    end_time: datetime | None = None
+    hangup_cause: HangupCause = HangupCause.NORMAL
+    hung_up_by: Role | None = None
+
+    def party(self, role: Role) -> str:
+        return self.session.first_party if role is Role.FIRST else self.session.second_party
+
+    @property
+    def caller(self) -> str:
+        return self.party(self.caller_role)
+
+    @property
+    def callee(self) -> str:
+        return self.party(self.caller_role.other)
+
+    def connected_seconds(self) -> float:
+        if self.answer_time is None or self.end_time is None:
+            return 0.0
+        return max(0.0, (self.end_time - self.answer_time).total_seconds())
+
+
+async def _events(
+    conn: Conn,
+    interaction: Interaction,
+    events: list[tuple[Role | None, LegEvent | None, dict[str, str]]],
+    now: datetime,
+) -> None:
+    """Write leg events to the outbox, when the session has a callback URL."""
+    session = interaction.session
+    if not session.settings.callback_url:
+        return
+    for role, kind, extra in events:
+        if role is None or kind is None:
+            event = SessionEvent.PARTIES_HANGUP
+        else:
+            event = party_event(role, kind)
+        sequence = await repo.next_event_sequence(conn, session.id)
+        params = {
+            "From": interaction.caller.lstrip("+"),
+            "To": interaction.callee.lstrip("+"),
+            "FirstParty": session.first_party.lstrip("+"),
+            "SecondParty": session.second_party.lstrip("+"),
+            "CallUUID": interaction.leg_uuids.get(role, "") if role else interaction.uuid,
+            **extra,
+        }
+        callback = session_event(session, event, now, sequence, **params)
+        if callback is not None:
+            await outbox.enqueue(
+                conn,
+                account_id=session.account_id,
+                session_id=session.id,
+                sequence=sequence,
+                callback=callback,
+                now=now,
+            )
+
+
+async def call_started(ctx: ServiceContext, interaction: Interaction) -> None:
+    """The caller's leg arrived and the callee's is being dialled: the session is
+    ``in-progress`` and both legs are reported initiated."""
+    async with ctx.db.write() as conn:
+        now = ctx.clock.now()
+        await conn.execute(_CALL_STARTED, {"session_id": interaction.session.id})
+        caller, callee = interaction.caller_role, interaction.caller_role.other
+        await _events(
+            conn,
+            interaction,
+            [(caller, LegEvent.INITIATED, {}), (callee, LegEvent.INITIATED, {})],
+            now,
+        )
+
+
+async def leg_event(
+    ctx: ServiceContext, interaction: Interaction, role: Role, kind: LegEvent
+) -> None:
+    """A leg rang or answered (only written when someone listens)."""
+    if not interaction.session.settings.callback_url:
+        return
+    async with ctx.db.write() as conn:
+        await _events(conn, interaction, [(role, kind, {})], ctx.clock.now())
+
+
+async def call_ended(ctx: ServiceContext, interaction: Interaction) -> None:
+    """The call is over: store the interaction, add it to the session's totals, put the
+    session back to ``active`` (unless another call is up), and report the hangup."""
+    now = ctx.clock.now()
+    end = interaction.end_time or now
+    interaction.end_time = end
+    connected_exact = interaction.connected_seconds()
+    connected = round(connected_exact)
+    answered = [r for r, s in interaction.statuses.items() if s is LegStatus.COMPLETED]
+    billed = billed_seconds(connected_exact) * len(answered)
+    call_count = len(interaction.leg_uuids)
+    first = interaction.statuses.get(Role.FIRST, LegStatus.NOT_DIALED)
+    second = interaction.statuses.get(Role.SECOND, LegStatus.NOT_DIALED)
+    async with ctx.db.write() as conn:
+        await conn.execute(
+            _CALL_ENDED,
+            {
+                "session_id": interaction.session.id,
+                "call_count": call_count,
+                "billed": billed,
+                "end_time": end,
+            },
+        )
+        await interactions.insert_interaction(
+            conn,
+            {
+                "uuid": interaction.uuid,
+                "session_id": interaction.session.id,
+                "caller_role": interaction.caller_role.value,
+                "start_time": interaction.start_time,
+                "answer_time": interaction.answer_time,
+                "end_time": end,
+                "first_party_call_uuid": interaction.leg_uuids.get(Role.FIRST),
+                "second_party_call_uuid": interaction.leg_uuids.get(Role.SECOND),
+                "first_party_status": first.value,
+                "second_party_status": second.value,
+                "duration": connected,
+                "billed_duration": billed,
+                "call_count": call_count,
+                "hangup_cause": interaction.hangup_cause.value,
+            },
+        )
+        cause = interaction.hangup_cause
+        hangup = {
+            "Duration": str(connected),
+            "BilledDuration": str(billed_seconds(connected_exact)),
+            "Amount": "0",
+            "PlivoHangupCause": cause.value,
+            "PlivoHangupCauseCode": str(cause.code),
+        }
+        events: list[tuple[Role | None, LegEvent | None, dict[str, str]]] = []
+        for role in (interaction.caller_role, interaction.caller_role.other):
+            status = interaction.statuses.get(role)
+            if status is LegStatus.COMPLETED:
+                if interaction.hung_up_by in (role, None):
+                    events.append((role, LegEvent.HANGUP, hangup))
+                events.append((role, LegEvent.COMPLETE, hangup))
+            elif status is not None and status is not LegStatus.NOT_DIALED:
+                events.append((role, LegEvent.FAILED, hangup))
+        events.append((None, None, hangup))
+        await _events(conn, interaction, events, now)
