@@ -11,6 +11,8 @@ call's messages are handled in order while its database work never blocks other 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import enum
 import ipaddress
 import logging
@@ -107,9 +109,29 @@ class Leg:
     deferred_ack: int | None = None
 
 
-@dataclass(slots=True)
-class _Event:
-    run: Callable[[], Awaitable[None]]
+class _Mailbox:
+    """A call's event queue: a deque and at most one waiter. (``asyncio.Queue`` costs
+    more to create than a whole call setup's other bookkeeping.)"""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: collections.deque[Callable[[], Awaitable[None]]] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: Callable[[], Awaitable[None]]) -> None:
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def get(self) -> Callable[[], Awaitable[None]]:
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
 
 
 class Call:
@@ -131,20 +153,20 @@ class Call:
         self.rang = False
         self.interaction: call_service.Interaction | None = None
         self.media: MediaSession = b2bua.media.session(new_call_id())
-        self._queue: asyncio.Queue[_Event] = asyncio.Queue()
+        self._queue = _Mailbox()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._ledger: asyncio.Task[None] | None = None
 
     # -- the actor
     def post(self, run: Callable[[], Awaitable[None]]) -> None:
-        self._queue.put_nowait(_Event(run))
+        self._queue.put(run)
 
     async def main(self) -> None:
         try:
             await self._route()
             while self.phase is not Phase.ENDED:
                 event = await self._queue.get()
-                await event.run()
+                await event()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -161,13 +183,21 @@ class Call:
 
         async def run() -> None:
             if previous is not None:
-                await asyncio.gather(previous, return_exceptions=True)
+                with contextlib.suppress(Exception):
+                    await previous
             try:
                 await work()
             except Exception:
                 log.exception("recording a call event failed")
 
         self._ledger = asyncio.get_running_loop().create_task(run())
+
+    def _report(self, role: Role, kind: LegEvent) -> None:
+        """A leg event for the session's callback (nothing to write without one)."""
+        interaction = self.interaction
+        if interaction is None or not interaction.session.settings.callback_url:
+            return
+        self._record(lambda: call_service.leg_event(self.b2bua.ctx, interaction, role, kind))
 
     # -- routing
     async def _route(self) -> None:
@@ -281,9 +311,11 @@ class Call:
                 self._ack_and_bye(response)  # another fork answered too
             return
         if self.phase in (Phase.ENDING, Phase.ENDED):
+            # The answer crossed our CANCEL: take it and hang it up; either way the
+            # call is over.
             if 200 <= status < 300:
                 self._ack_and_bye(response)
-            elif status >= 300:
+            if status >= 200:
                 self._finish()
             return
         if status < 200:
@@ -301,11 +333,7 @@ class Call:
             body = await self.media.answer(response.body, from_leg="b")
         if not self.rang and self.interaction is not None:
             self.rang = True
-            interaction = self.interaction
-            role = interaction.caller_role.other
-            self._record(
-                lambda: call_service.leg_event(self.b2bua.ctx, interaction, role, LegEvent.RINGING)
-            )
+            self._report(self.interaction.caller_role.other, LegEvent.RINGING)
         self._reply_a(response.status, response.reason, body=body)
 
     async def _b_answered(self, response: Response) -> None:
@@ -333,13 +361,8 @@ class Call:
             caller, callee = interaction.caller_role, interaction.caller_role.other
             interaction.statuses[caller] = LegStatus.COMPLETED
             interaction.statuses[callee] = LegStatus.COMPLETED
-
-            async def answered() -> None:
-                ctx = self.b2bua.ctx
-                await call_service.leg_event(ctx, interaction, callee, LegEvent.ANSWER)
-                await call_service.leg_event(ctx, interaction, caller, LegEvent.ANSWER)
-
-            self._record(answered)
+            self._report(callee, LegEvent.ANSWER)
+            self._report(caller, LegEvent.ANSWER)
             self._start_time_limit()
 
     def _start_time_limit(self) -> None:

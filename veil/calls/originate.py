@@ -21,7 +21,7 @@ from veil.domain.session import Session
 from veil.service import calls as call_service
 from veil.sip.dialog import Dialog
 from veil.sip.message import Request, Response
-from veil.sip.transaction import ClientInvite
+from veil.sip.transaction import ClientInvite, ServerTransaction
 
 
 class OutboundCall(Call):
@@ -34,6 +34,9 @@ class OutboundCall(Call):
         self.first_tx: ClientInvite | None = None
         self.first_auth_tried = False
         self.first_rang = False
+        # The bodies of our ACKs, kept so that a retransmitted 2xx gets the same ACK.
+        self._hold: bytes | None = None  # to party one: the black hole
+        self._b_answer = b""  # to party two: party one's answer
         # Our SDP origin towards party one (RFC 3264 8: stable id, rising version).
         self._origin_id = str(secrets.randbelow(2**31))
         self._origin_version = 0
@@ -49,10 +52,9 @@ class OutboundCall(Call):
             return
         now = self.b2bua.ctx.clock.now()
         interaction = call_service.Interaction(self.session, Role.FIRST, now)
-        interaction.leg_uuids[Role.FIRST] = new_uuid()
-        interaction.leg_uuids[Role.SECOND] = new_uuid()
+        interaction.leg_uuids[Role.FIRST] = new_uuid()  # party two's once it is dialled
         self.interaction = interaction
-        self._record(lambda: call_service.call_started(self.b2bua.ctx, interaction))
+        self._record(lambda: call_service.call_started(self.b2bua.ctx, interaction, [Role.FIRST]))
         request, target = self.outbound_invite(
             self.session.virtual_number, self.session.first_party, b""
         )
@@ -83,10 +85,14 @@ class OutboundCall(Call):
         if 200 <= status < 300 and self.a.dialog is not None:
             if response.to.tag == self.a.dialog.remote_tag:
                 self._send_ack(Side.A, self.first_request.cseq[0], self._hold_body(response))
+            else:
+                self._ack_and_bye_first(response)  # another fork answered too
             return
         if self.phase in (Phase.ENDING, Phase.ENDED) or self.b_request is not None:
             if 200 <= status < 300:
+                # Party one answered as our CANCEL went out: no 487 will come now.
                 self._ack_and_bye_first(response)
+                self._finish()
             elif status >= 300 and self.b_request is None:
                 self._finish()
             return
@@ -94,11 +100,7 @@ class OutboundCall(Call):
         if status < 200:
             if not self.first_rang:
                 self.first_rang = True
-                self._record(
-                    lambda: call_service.leg_event(
-                        self.b2bua.ctx, interaction, Role.FIRST, LegEvent.RINGING
-                    )
-                )
+                self._report(Role.FIRST, LegEvent.RINGING)
         elif status < 300:
             self._stop_timer("ring")
             self.a.dialog = Dialog.as_uac(self.first_request, response)
@@ -106,11 +108,7 @@ class OutboundCall(Call):
             self.b2bua.register(self.a.dialog, self, Side.A)
             self._send_ack(Side.A, self.first_request.cseq[0], self._hold_body(response))
             interaction.statuses[Role.FIRST] = LegStatus.COMPLETED
-            self._record(
-                lambda: call_service.leg_event(
-                    self.b2bua.ctx, interaction, Role.FIRST, LegEvent.ANSWER
-                )
-            )
+            self._report(Role.FIRST, LegEvent.ANSWER)
             self._dial_second()
         elif (
             status in (401, 407)
@@ -123,9 +121,13 @@ class OutboundCall(Call):
             self._first_failed(status)
 
     def _hold_body(self, response: Response) -> bytes:
-        if not response.body:
-            return b""
-        return hold_answer(response.body, self._origin())
+        """The answer to party one's offer, made once: a retransmitted 2xx gets the same
+        ACK, not a new version of the session. Neutralised too: it tells party one nothing
+        (``s=`` would otherwise echo what party one's phone wrote)."""
+        if self._hold is None:
+            body = response.body
+            self._hold = hold_answer(neutralize(body), self._origin()) if body else b""
+        return self._hold
 
     def _first_failed(self, sip_status: int) -> None:
         self._stop_timer("ring")
@@ -156,6 +158,9 @@ class OutboundCall(Call):
         self.b_request = request
         self.b.target = target
         self.b.transport = target.transport
+        if self.interaction is not None:
+            self.interaction.leg_uuids[Role.SECOND] = new_uuid()
+            self._report(Role.SECOND, LegEvent.INITIATED)
         self._send_b_invite()
         self._start_timer("ring", self.session.settings.ring_timeout, self._ring_timeout)
 
@@ -195,19 +200,49 @@ class OutboundCall(Call):
         cseq = self.b.deferred_ack
         self.b.deferred_ack = None
         if cseq is not None:
-            self._send_ack(Side.B, cseq, neutralize(response.body))
+            self._b_answer = neutralize(response.body)
+            self._send_ack(Side.B, cseq, self._b_answer)
         if self.phase is not Phase.DIALING:
             return
         self.phase = Phase.UP
         interaction = self.interaction
         assert interaction is not None
         interaction.answer_time = self.b2bua.ctx.clock.now()
-        self._record(
-            lambda: call_service.leg_event(
-                self.b2bua.ctx, interaction, Role.SECOND, LegEvent.ANSWER
-            )
-        )
+        self._report(Role.SECOND, LegEvent.ANSWER)
         self._start_time_limit()
+
+    def _ack_b(self, response: Response) -> None:
+        """Party two retransmitted its 2xx: its ACK must carry party one's answer, so
+        none is sent before that answer is here (``_bridged`` sends it), and a repeated
+        one carries it again."""
+        if self.b.deferred_ack is not None or self.b_request is None:
+            return
+        self._send_ack(Side.B, self.b_request.cseq[0], self._b_answer)
+
+    async def in_dialog(self, side: Side, request: Request, tx: ServerTransaction) -> None:
+        dialog = self.a.dialog
+        if side is Side.A and request.method == "BYE" and self.phase is Phase.DIALING:
+            assert dialog is not None
+            if not dialog.accepts(request):
+                tx.reply(500)
+                return
+            tx.reply(200)
+            self._first_hung_up()
+            return
+        await super().in_dialog(side, request, tx)
+
+    def _first_hung_up(self) -> None:
+        """Party one hung up before the bridge was made: party two is not wanted."""
+        interaction = self.interaction
+        assert interaction is not None
+        interaction.hung_up_by = Role.FIRST
+        if self.b.dialog is not None:  # party two answered; the re-INVITE is under way
+            self._bye(Side.B)
+            self._finish()
+            return
+        interaction.statuses[Role.SECOND] = LegStatus.CANCELED
+        interaction.hangup_cause = HangupCause.CANCELED
+        self._cancel_b()
 
     async def _bridge_failed(self) -> None:
         if self.phase is Phase.ENDED:

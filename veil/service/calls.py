@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, case, select, update
 
+from veil.domain.allocator import party_key
 from veil.domain.calls import (
     NOT_A_VIRTUAL_NUMBER,
     Bridge,
@@ -30,16 +32,32 @@ from veil.service.context import ServiceContext
 from veil.store import interactions, outbox
 from veil.store import sessions as repo
 from veil.store.db import Conn
-from veil.store.tables import numbers, sessions
+from veil.store.tables import number_claims, numbers, sessions
 
-_SESSIONS_ON_NUMBER = (
+_LIVE = (
+    sessions.c.status != Status.EXPIRED.value,
+    sessions.c.expiry_time > bindparam("now"),
+)
+# The caller's session on the number, through its claim: the claim's primary key
+# (key, number_id) finds it without scanning the number's other sessions.
+_CALLERS_SESSION = (
     select(sessions)
-    .join(numbers, numbers.c.id == sessions.c.number_id)
+    .join(number_claims, number_claims.c.session_id == sessions.c.id)
+    .join(numbers, numbers.c.id == number_claims.c.number_id)
     .where(
         numbers.c.e164 == bindparam("e164"),
-        sessions.c.status != Status.EXPIRED.value,
-        sessions.c.expiry_time > bindparam("now"),
+        number_claims.c.key == bindparam("key"),
+        *_LIVE,
     )
+)
+# Any live session on the number (a PIN session first): decides between "unknown
+# caller" and "no active session" when the caller is not a party.
+_ANY_SESSION = (
+    select(sessions)
+    .join(numbers, numbers.c.id == sessions.c.number_id)
+    .where(numbers.c.e164 == bindparam("e164"), *_LIVE)
+    .order_by(sessions.c.is_pin_authentication_required.desc())
+    .limit(1)
 )
 _NUMBER_EXISTS = select(numbers.c.id).where(numbers.c.e164 == bindparam("e164"))
 _CALL_STARTED = (
@@ -74,7 +92,12 @@ async def route_call(ctx: ServiceContext, called: str, caller: str | None) -> Br
     """Where a call to virtual number ``called`` (E.164) from ``caller`` goes."""
     now = ctx.clock.now()
     async with ctx.db.read() as conn:
-        rows = (await conn.execute(_SESSIONS_ON_NUMBER, {"e164": called, "now": now})).all()
+        rows: list[Any] = []
+        if caller:
+            params = {"e164": called, "key": party_key(caller), "now": now}
+            rows = list((await conn.execute(_CALLERS_SESSION, params)).all())
+        if not rows:
+            rows = list((await conn.execute(_ANY_SESSION, {"e164": called, "now": now})).all())
         if not rows and (await conn.execute(_NUMBER_EXISTS, {"e164": called})).first() is None:
             return NOT_A_VIRTUAL_NUMBER
     return route_inbound(caller, [repo.session_from_row(r) for r in rows], now)
@@ -148,19 +171,17 @@ async def _events(
             )
 
 
-async def call_started(ctx: ServiceContext, interaction: Interaction) -> None:
-    """The caller's leg arrived and the callee's is being dialled: the session is
-    ``in-progress`` and both legs are reported initiated."""
+async def call_started(
+    ctx: ServiceContext, interaction: Interaction, initiated: list[Role] | None = None
+) -> None:
+    """A call began: the session is ``in-progress`` and the legs placed so far (by
+    default the caller's and the callee's) are reported initiated."""
+    if initiated is None:
+        initiated = [interaction.caller_role, interaction.caller_role.other]
     async with ctx.db.write() as conn:
         now = ctx.clock.now()
         await conn.execute(_CALL_STARTED, {"session_id": interaction.session.id})
-        caller, callee = interaction.caller_role, interaction.caller_role.other
-        await _events(
-            conn,
-            interaction,
-            [(caller, LegEvent.INITIATED, {}), (callee, LegEvent.INITIATED, {})],
-            now,
-        )
+        await _events(conn, interaction, [(r, LegEvent.INITIATED, {}) for r in initiated], now)
 
 
 async def leg_event(

@@ -3,10 +3,16 @@ comma lists, URIs and addresses (name-addr / addr-spec). Pure functions, no I/O.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field, replace
 
 from veil.sip.errors import ParseError
+
+# Parsed header values, by their text. A message's fields are read many times on its way
+# through the transaction layer and the B2BUA; the results are immutable by convention
+# (never change a returned object's ``params``: build a new one, as ``with_tag`` does).
+_CACHE = 8192
 
 # RFC 3261 25.1 token characters.
 TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
@@ -66,10 +72,17 @@ def split_commas(value: str, *, strict: bool = False) -> list[str]:
     """The elements of a comma-separated header value (RFC 3261 7.3.1). Empty elements
     are dropped, or with ``strict`` are an error (SIP's grammar has none: RFC 4475
     3.1.2.1); a value that is wholly empty has no elements either way."""
+    return list(_split_commas(value, strict))
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def _split_commas(value: str, strict: bool) -> tuple[str, ...]:
+    if "," not in value:
+        return (value.strip(),) if value.strip() else ()
     parts = [part.strip() for part in split_outside_quotes(value, ",")]
     if strict and value.strip() and not all(parts):
         raise ParseError(f"empty element in {value!r}")
-    return [part for part in parts if part]
+    return tuple(part for part in parts if part)
 
 
 def unquote(value: str) -> str:
@@ -169,6 +182,7 @@ _TEL_NUMBER = re.compile(r"\+?[0-9A-Fa-f*#().\-]+")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+\-.]*):")
 
 
+@functools.lru_cache(maxsize=_CACHE)
 def parse_uri(text: str) -> SipUri:
     """Parse a SIP, SIPS or TEL URI (RFC 3966, which trunks put in From and
     P-Asserted-Identity: its number is ``user``, its host empty); anything else is a
@@ -247,6 +261,7 @@ class Address:
         return f"{display}<{self.uri}>{format_params(self.params)}"
 
 
+@functools.lru_cache(maxsize=_CACHE)
 def parse_address(text: str) -> Address:
     """Parse a name-addr (``"Bob" <sip:bob@h>;tag=x``) or an addr-spec
     (``sip:bob@h;tag=x``, whose ``;`` parameters belong to the header)."""
@@ -330,6 +345,7 @@ _VIA = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=_CACHE)
 def parse_via(text: str) -> Via:
     match = _VIA.match(text.strip())
     if not match:
@@ -341,6 +357,7 @@ def parse_via(text: str) -> Via:
     return Via(match.group(1).upper(), match.group(2), port, params)
 
 
+@functools.lru_cache(maxsize=_CACHE)
 def parse_cseq(text: str) -> tuple[int, str]:
     parts = text.split()
     if len(parts) != 2 or not DIGITS.fullmatch(parts[0]) or not is_token(parts[1]):

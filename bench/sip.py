@@ -1,0 +1,281 @@
+"""Call setups through Veil's B2BUA, with SIPp as the inbound trunk and as the callee.
+
+Three measurements, each against the same SIPp load run directly caller -> callee
+(the baseline) in the same run:
+- setup rate: calls offered at a fixed rate (default 500/s, short holds); reports the
+  achieved rate and failed calls;
+- added delay at 100 calls/s: SIPp's response time INVITE sent -> 180 received. Through
+  Veil that covers the INVITE in -> INVITE out and 180 in -> 180 out; Veil's share is the
+  difference to the baseline at the same percentile;
+- concurrency: 10,000 established calls held at once; Veil's resident memory per call.
+
+Usage: python bench/sip.py [--rate 500] [--calls 10000] [--concurrent 10000]
+Needs SIPp (Debian ``sip-tester``). Every SIPp run is bounded in calls and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.calls.sipp import free_sip_port, parse_message_log
+from tests.servers import database, veil_server
+from veil.clock import SystemClock
+from veil.domain.session_params import Profile, parse_create
+from veil.service import accounts, numbers, sessions
+from veil.service.context import ServiceContext
+from veil.store.db import Database
+
+SCENARIO = Path(__file__).parent / "scenarios" / "uac_bench.xml"
+POOL = 50  # virtual numbers
+
+
+async def prepare(url: str, count: int) -> list[tuple[str, str]]:
+    """``count`` sessions with parties of their own: (caller, virtual number) each."""
+    db = Database(url)
+    ctx = ServiceContext(db=db, clock=SystemClock())
+    try:
+        account = await accounts.create_account(ctx, name="bench")
+        await numbers.add_numbers(ctx, account, [f"+1415{3000000 + i}" for i in range(POOL)])
+        pairs = []
+        for i in range(count):
+            caller = f"+1917{2000000 + i}"
+            request = parse_create(
+                {
+                    "first_party": caller,
+                    "second_party": f"+1718{2000000 + i}",
+                    "session_expiry": 86400,
+                },
+                Profile.CURRENT,
+            )
+            session = await sessions.create_session(ctx, account, request)
+            pairs.append((caller, session.virtual_number))
+        return pairs
+    finally:
+        await db.dispose()
+
+
+def injection(path: Path, pairs: list[tuple[str, str]]) -> Path:
+    with path.open("w") as out:
+        out.write("SEQUENTIAL\n")
+        for caller, virtual in pairs:
+            out.write(f"{caller};{virtual};\n")
+    return path
+
+
+def callee(workdir: Path, port: int, calls: int, seconds: float) -> subprocess.Popen[bytes]:
+    """SIPp's built-in UAS: 180, 200, then waits for the BYE."""
+    command = ["timeout", f"{seconds:g}s", "sipp", "-sn", "uas", "-i", "127.0.0.1"]
+    command += ["-ci", "127.0.0.1", "-cp", str(free_sip_port())]
+    command += ["-p", str(port), "-m", str(calls), "-nostdin", "-max_socket", "20000"]
+    return subprocess.Popen(
+        command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def caller(
+    workdir: Path,
+    target: int,
+    inf: Path,
+    *,
+    rate: int,
+    calls: int,
+    hold_ms: int,
+    limit: int,
+    seconds: float,
+    trace: bool = False,
+) -> dict[str, object]:
+    """Run the UAC to its end: SIPp's final statistics and, with ``trace``, each call's
+    INVITE-sent to 180-received time in ms, from the timestamps of SIPp's message log."""
+    tag = f"uac{target}-{rate}-{calls}"
+    stats = workdir / f"{tag}.csv"
+    messages = workdir / f"{tag}.messages"
+    command = ["timeout", f"{seconds:g}s", "sipp", f"127.0.0.1:{target}", "-sf", str(SCENARIO)]
+    command += ["-i", "127.0.0.1", "-ci", "127.0.0.1", "-cp", str(free_sip_port())]
+    command += ["-p", str(free_sip_port()), "-inf", str(inf), "-r", str(rate)]
+    command += ["-m", str(calls), "-l", str(limit), "-d", str(hold_ms), "-nostdin"]
+    command += ["-trace_stat", "-stf", str(stats), "-fd", "1"]
+    command += ["-max_socket", "20000", "-timeout", f"{seconds - 5:g}s"]
+    if trace:
+        command += ["-trace_msg", "-message_file", str(messages)]
+    started = time.monotonic()
+    code = subprocess.run(command, cwd=workdir, capture_output=True).returncode
+    elapsed = time.monotonic() - started
+    rows = list(csv.DictReader(stats.open(), delimiter=";"))
+    last = rows[-1]
+    rtts: list[float] = []
+    if trace:
+        sent: dict[str, datetime] = {}
+        for message in parse_message_log(messages.read_bytes()):
+            call_id = message.header("Call-ID") or ""
+            if message.direction == "sent" and message.method == "INVITE":
+                sent.setdefault(call_id, message.time)
+            elif message.direction == "received" and message.status == 180 and call_id in sent:
+                delta = message.time - sent.pop(call_id)
+                rtts.append(delta.total_seconds() * 1000)
+        messages.unlink()
+    return {
+        "exit": code,
+        "elapsed": elapsed,
+        "successful": int(last["SuccessfulCall(C)"]),
+        "failed": int(last["FailedCall(C)"]),
+        "retransmissions": int(last["Retransmissions(C)"]),
+        "rtts": rtts,
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in ticks of 10 ms
+
+
+def load(
+    workdir: Path,
+    target: int,
+    uas_port: int,
+    inf: Path,
+    *,
+    rate: int,
+    calls: int,
+    hold_ms: int,
+    limit: int,
+    trace: bool = False,
+) -> dict[str, object]:
+    seconds = calls / rate + hold_ms / 1000 + 40
+    uas = callee(workdir, uas_port, calls, seconds + 5)
+    try:
+        time.sleep(0.5)
+        return caller(
+            workdir,
+            target,
+            inf,
+            rate=rate,
+            calls=calls,
+            hold_ms=hold_ms,
+            limit=limit,
+            seconds=seconds,
+            trace=trace,
+        )
+    finally:
+        uas.terminate()
+        uas.wait(10)
+
+
+def report(name: str, result: dict[str, object]) -> None:
+    rtts = result["rtts"]
+    assert isinstance(rtts, list)
+    successful = result["successful"]
+    elapsed = result["elapsed"]
+    assert isinstance(successful, int) and isinstance(elapsed, float)
+    print(
+        f"{name}: {successful} ok, {result['failed']} failed, "
+        f"{result['retransmissions']} retransmissions, {successful / elapsed:.0f} calls/s "
+        f"over {elapsed:.1f} s"
+        + (
+            f"; INVITE->180 p50 {percentile(rtts, 0.5):.3f} ms p99 {percentile(rtts, 0.99):.3f} ms"
+            if rtts
+            else ""
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", type=int, default=500, help="offered setups per second")
+    parser.add_argument("--calls", type=int, default=10000, help="calls in the rate run")
+    parser.add_argument("--concurrent", type=int, default=10000, help="calls held at once")
+    parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
+    args = parser.parse_args()
+    sessions_needed = max(args.calls, args.concurrent, 2000)
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        url = stack.enter_context(database(args.backend, workdir))
+        print(f"creating {sessions_needed} sessions ...", flush=True)
+        pairs = asyncio.run(prepare(url, sessions_needed))
+        inf = injection(workdir / "calls.csv", pairs)
+        uas_port = free_sip_port()
+        server = stack.enter_context(
+            veil_server(url, workdir, VEIL_TRUNK_OUTBOUND=f"sip:127.0.0.1:{uas_port}")
+        )
+        pid = server.process.pid
+        veil = server.sip_port
+
+        # 1. added delay at 100 calls/s (2,000 calls), baseline first.
+        delay = {"rate": 100, "calls": 2000, "hold_ms": 100, "limit": 5000, "trace": True}
+        base = load(workdir, uas_port, uas_port, inf, **delay)  # type: ignore[arg-type]
+        report("baseline 100/s (SIPp -> SIPp)", base)
+        via = load(workdir, veil, uas_port, inf, **delay)  # type: ignore[arg-type]
+        report("via Veil 100/s", via)
+        for q in (0.5, 0.99):
+            b, v = percentile(base["rtts"], q), percentile(via["rtts"], q)  # type: ignore[arg-type]
+            print(f"  added by Veil at p{int(q * 100)}: {v - b:.2f} ms")
+
+        # 2. setup rate.
+        rate = {"rate": args.rate, "calls": args.calls, "hold_ms": 500, "limit": 20000}
+        base = load(workdir, uas_port, uas_port, inf, **rate)  # type: ignore[arg-type]
+        report(f"baseline {args.rate}/s", base)
+        cpu0 = cpu_seconds(pid)
+        via = load(workdir, veil, uas_port, inf, **rate)  # type: ignore[arg-type]
+        report(f"via Veil {args.rate}/s", via)
+        print(f"  Veil CPU: {cpu_seconds(pid) - cpu0:.1f} s for {via['successful']} calls")
+
+        # 3. concurrency: every call held long enough for all to be up at once.
+        idle = rss_kib(pid)
+        hold = int(args.concurrent / min(args.rate, 500) * 1000) + 10000
+        peak = [idle]
+        uas = callee(workdir, uas_port, args.concurrent, hold / 1000 + 60)
+        try:
+            time.sleep(0.5)
+            command = ["timeout", f"{hold / 1000 + 50:g}s", "sipp", f"127.0.0.1:{veil}"]
+            command += ["-sf", str(SCENARIO), "-i", "127.0.0.1", "-ci", "127.0.0.1"]
+            command += ["-cp", str(free_sip_port()), "-p", str(free_sip_port())]
+            command += ["-inf", str(inf), "-r", str(min(args.rate, 500))]
+            command += ["-m", str(args.concurrent), "-l", str(args.concurrent)]
+            command += ["-d", str(hold), "-nostdin", "-max_socket", "20000"]
+            command += ["-trace_stat", "-stf", str(workdir / "concurrent.csv"), "-fd", "1"]
+            uac = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL)
+            while uac.poll() is None:
+                peak.append(rss_kib(pid))
+                time.sleep(0.5)
+        finally:
+            uas.terminate()
+            uas.wait(10)
+        rows = list(csv.DictReader((workdir / "concurrent.csv").open(), delimiter=";"))
+        most = max(int(r["CurrentCall"]) for r in rows)
+        last = rows[-1]
+        print(
+            f"concurrent: {most} calls up at once (SIPp), {last['SuccessfulCall(C)']} ok, "
+            f"{last['FailedCall(C)']} failed; Veil RSS idle {idle / 1024:.0f} MiB, "
+            f"peak {max(peak) / 1024:.0f} MiB, "
+            f"{(max(peak) - idle) / max(1, most):.1f} KiB per call"
+        )
+        print(f"(median of RSS samples while held: {statistics.median(peak) / 1024:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
