@@ -119,7 +119,14 @@ class Plane:
         callee_keys: dict[str, str] | None = None,
     ) -> tuple[SippResult, SippResult]:
         with self.callee(callee_scenario, callee, **(callee_keys or {})) as b:
-            a = self.caller(caller_scenario, caller, virtual, **(caller_keys or {}))
+            a = run(
+                caller_scenario,
+                workdir=self.workdir,
+                remote=self.sip_address,
+                transport=self.transport,
+                keys={"caller": caller, "virtual": virtual, **(caller_keys or {})},
+                timeout=15,
+            )
             b_result = b.wait(20)
         return a, b_result
 

@@ -73,6 +73,10 @@ class CallSettings:
         return cls(parse_uri(trunk) if trunk else None, username, password, networks)
 
     def trusted(self, host: str) -> bool:
+        """Whether ``host`` may send requests: an allowed network, or the outbound trunk
+        (whose side of a call sends BYE, re-INVITE, INFO)."""
+        if self.trunk is not None and host == self.trunk.host.strip("[]"):
+            return True
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
@@ -759,7 +763,7 @@ class B2bua:
     tasks: set[asyncio.Task[None]] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
-        self.endpoint = SipEndpoint(self.host, self.port, self)
+        self.endpoint = SipEndpoint(self.host, self.port, self, trusted=self.settings.trusted)
 
     async def start(self) -> None:
         await self.endpoint.start()
@@ -817,11 +821,11 @@ class B2bua:
 
     # -- Handler
     def on_request(self, request: Request, tx: ServerTransaction, source: Target) -> None:
-        if request.to.tag:
-            self._in_dialog(request, tx)
-            return
         if not self.settings.trusted(source.host):
             tx.reply(403, "Forbidden")
+            return
+        if request.to.tag:
+            self._in_dialog(request, tx)
             return
         method = request.method
         if method == "INVITE":

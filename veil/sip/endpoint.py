@@ -9,8 +9,10 @@ endpoint writes the top Via (its own address and transport, a fresh branch, ``rp
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from veil.sip.errors import ParseError
@@ -39,6 +41,7 @@ from veil.sip.transport import DatagramTransport, StreamTransport
 log = logging.getLogger("veil.sip")
 
 DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
+SUPPORTED: frozenset[str] = frozenset()  # option tags Veil implements (none required yet)
 
 
 class Handler(Protocol):
@@ -71,11 +74,18 @@ def is_ip(host: str) -> bool:
 
 class SipEndpoint:
     def __init__(
-        self, host: str, port: int, handler: Handler, *, timers: SipTimers | None = None
+        self,
+        host: str,
+        port: int,
+        handler: Handler,
+        *,
+        timers: SipTimers | None = None,
+        trusted: Callable[[str], bool] = lambda _host: True,
     ) -> None:
         self.host = host
         self.port = port
         self.handler = handler
+        self.trusted = trusted
         self._timers = timers
         self.udp = DatagramTransport(self._on_data)
         self.tcp = StreamTransport(self._on_data, self._on_failure)
@@ -171,8 +181,15 @@ class SipEndpoint:
         partial = parse_partial(data)
         if partial is None or partial.method == "ACK":
             return
-        response = response_to(partial, exc.status, reason_for(exc.status))
-        reason = str(exc).replace("\r", " ").replace("\n", " ")[:100]
+        try:
+            self._stamp_via(partial, source)
+        except ParseError:
+            return
+        # A tag derived from the request, so that its retransmissions get the same one.
+        seed = f"{partial.headers.get('Via')}|{partial.headers.get('Call-ID')}"
+        tag = hashlib.sha256(seed.encode()).hexdigest()[:12]
+        response = response_to(partial, exc.status, reason_for(exc.status), to_tag=tag)
+        reason = str(exc).replace("\r", " ").replace("\n", " ").replace('"', "'")[:100]
         response.headers.add("Warning", f'399 veil "{reason}"')
         try:
             via = partial.top_via
@@ -191,13 +208,15 @@ class SipEndpoint:
     def _on_request(self, request: Request, source: Target) -> None:
         via = request.top_via
         self._stamp_via(request, source)
-        if source.reliable:
-            # Requests towards this peer's Via and Contact reuse its connection.
+        if source.reliable and self.trusted(source.host):
+            # Requests towards a trusted peer's own listening address (its Via and
+            # Contact, on the same host as the connection) reuse its connection. A peer
+            # can never claim another host's address this way.
             sent_by = Target(source.transport, via.host.strip("[]"), via.port or 5060)
-            self.tcp.alias(sent_by, source)
+            self._alias(sent_by, source)
             contact = request.contact
-            if contact is not None:
-                self.tcp.alias(target_for(contact.uri), source)
+            if contact is not None and contact.uri.scheme != "tel":
+                self._alias(target_for(contact.uri), source)
         layer = self.transactions
         if layer.match(request) is not None:
             return  # a retransmission or an ACK for a non-2xx: absorbed
@@ -206,11 +225,24 @@ class SipEndpoint:
             return
         target = source if source.reliable else _response_target(request.top_via, source)
         tx = layer.server(request, target)
+        required = [
+            tag for tag in request.headers.values("Require") if tag.lower() not in SUPPORTED
+        ]
+        if required and request.method != "CANCEL":
+            # 8.2.2.3: an extension the request requires and Veil lacks.
+            response = response_to(request, 420, reason_for(420), to_tag=tx.tag)
+            response.headers.add("Unsupported", ", ".join(required))
+            tx.respond(response)
+            return
         max_forwards = request.headers.get("Max-Forwards")
         if max_forwards is not None and int(max_forwards) == 0 and request.method != "OPTIONS":
             tx.reply(483)
             return
         self.handler.on_request(request, tx, source)
+
+    def _alias(self, alias: Target, source: Target) -> None:
+        if alias.host == source.host and alias.transport == source.transport:
+            self.tcp.alias(alias, source)
 
     @staticmethod
     def _stamp_via(request: Request, source: Target) -> None:

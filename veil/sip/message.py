@@ -533,6 +533,7 @@ REASONS = {
     502: "Bad Gateway",
     503: "Service Unavailable",
     504: "Server Time-out",
+    505: "Version Not Supported",
     600: "Busy Everywhere",
     603: "Decline",
     604: "Does Not Exist Anywhere",

@@ -394,6 +394,7 @@ class ServerTransaction(Transaction):
     def __init__(self, layer: TransactionLayer, request: Request, source: Target) -> None:
         super().__init__(layer, request, source)
         self.key = TransactionLayer.server_key(request)
+        self._tag: str | None = None
         self.last_response: Response | None = None
         self.on_error: OnError = lambda _reason: None
 
@@ -409,10 +410,20 @@ class ServerTransaction(Transaction):
     def reply(
         self, status: int, reason: str | None = None, *, to_tag: str | None = None
     ) -> Response:
-        """Build and send a response with the request's mandatory headers."""
-        response = response_to(self.request, status, reason or reason_for(status), to_tag=to_tag)
+        """Build and send a response with the request's mandatory headers; a request
+        without a To tag gets this transaction's own (8.2.6.2)."""
+        response = response_to(
+            self.request, status, reason or reason_for(status), to_tag=to_tag or self.tag
+        )
         self.respond(response)
         return response
+
+    @property
+    def tag(self) -> str:
+        """The To tag of this transaction's responses (the same on every one of them)."""
+        if self._tag is None:
+            self._tag = secrets.token_hex(6)
+        return self._tag
 
     @property
     def finished(self) -> bool:
