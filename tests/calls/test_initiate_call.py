@@ -15,6 +15,7 @@ from typing import Any
 from tests.calls.conftest import Plane
 from tests.calls.sipp import LoggedMessage, Sipp, SippResult
 from tests.utils import party_number
+from veil.sip.message import Request
 
 
 @dataclass
@@ -56,7 +57,9 @@ def phones(result: SippResult, first: str, second: str) -> tuple[Phone, Phone | 
     found: dict[str, Phone] = {}
     for messages in calls.values():
         invite = next(m for m in messages if m.direction == "received" and m.method == "INVITE")
-        user = invite.parsed().uri.user
+        parsed = invite.parsed()
+        assert isinstance(parsed, Request)
+        user = parsed.uri.user
         assert user in (first, second), f"an INVITE to {user}"
         assert user not in found, f"{user} was called twice"
         found[user] = Phone(user, messages)
@@ -106,6 +109,7 @@ def national(number: str) -> bytes:
 
 def assert_called_from_virtual(phone: Phone, virtual: str) -> None:
     invite = phone.invite.parsed()
+    assert isinstance(invite, Request)
     assert invite.uri.user == phone.number
     assert invite.from_.uri.user == virtual
     assert invite.to.uri.user == phone.number

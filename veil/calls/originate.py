@@ -70,8 +70,8 @@ class OutboundCall(Call):
         tx = self.b2bua.endpoint.request(
             self.first_request,
             self.a.target,
-            lambda r: self.post(lambda: self._first_response(r)),
-            lambda e: self.post(lambda: self._first_error(e)),
+            self.deliver(OutboundCall._first_response),
+            self.deliver(OutboundCall._first_error),
         )
         assert isinstance(tx, ClientInvite)
         self.first_tx = tx
@@ -185,8 +185,8 @@ class OutboundCall(Call):
         self.b2bua.endpoint.request(
             reinvite,
             self.a.target,
-            lambda r: self.post(lambda: self._bridged(reinvite, r)),
-            lambda e: self.post(lambda: self._bridge_failed()),
+            self.deliver(lambda call, r: call._bridged(reinvite, r)),
+            self.deliver(lambda call, _e: call._bridge_failed()),
         )
 
     async def _bridged(self, reinvite: Request, response: Response) -> None:

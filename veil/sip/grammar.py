@@ -12,7 +12,7 @@ from veil.sip.errors import ParseError
 # Parsed header values, by their text. A message's fields are read many times on its way
 # through the transaction layer and the B2BUA; the results are immutable by convention
 # (never change a returned object's ``params``: build a new one, as ``with_tag`` does).
-_CACHE = 8192
+_CACHE = 512
 
 # RFC 3261 25.1 token characters.
 TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")

@@ -7,6 +7,7 @@ any case, extra whitespace) and strictly where a wrong guess would misroute a ca
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -111,13 +112,20 @@ def canonical(name: str) -> str:
     return _CANONICAL.get(lower, name)
 
 
+@functools.lru_cache(maxsize=1024)
+def _key(name: str) -> str:
+    """The lookup key of a header name: canonical, lower case."""
+    return canonical(name).lower()
+
+
 class Headers:
     """Ordered, case-insensitive header fields. Compact names are stored expanded."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "_keys")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = [(canonical(n), v) for n, v in items]
+        self._keys: list[str] = [n.lower() for n, _ in self._items]  # parallel to _items
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
@@ -126,50 +134,58 @@ class Headers:
         return len(self._items)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
+        return isinstance(name, str) and _key(name) in self._keys
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        lower = canonical(name).lower()
-        for n, v in self._items:
-            if n.lower() == lower:
-                return v
-        return default
+        key = _key(name)
+        try:
+            return self._items[self._keys.index(key)][1]
+        except ValueError:
+            return default
 
     def raw_values(self, name: str) -> list[str]:
-        lower = canonical(name).lower()
-        return [v for n, v in self._items if n.lower() == lower]
+        key = _key(name)
+        return [item[1] for k, item in zip(self._keys, self._items, strict=True) if k == key]
 
     def values(self, name: str) -> list[str]:
         """All elements of a header, comma lists split and repeated fields joined."""
         raw = self.raw_values(name)
-        if canonical(name).lower() in _NOT_COMMA_LISTS:
+        if _key(name) in _NOT_COMMA_LISTS:
             return raw
         return [element for value in raw for element in split_commas(value)]
 
     def add(self, name: str, value: str) -> None:
         self._items.append((canonical(name), value))
+        self._keys.append(_key(name))
 
     def prepend(self, name: str, value: str) -> None:
         self._items.insert(0, (canonical(name), value))
+        self._keys.insert(0, _key(name))
 
     def set(self, name: str, value: str) -> None:
         """Replace every field of this name with one (kept where the first one was)."""
-        lower = canonical(name).lower()
-        index = next((i for i, (n, _) in enumerate(self._items) if n.lower() == lower), None)
+        key = _key(name)
+        try:
+            index = self._keys.index(key)
+        except ValueError:
+            self.add(name, value)
+            return
         self.remove(name)
-        item = (canonical(name), value)
-        if index is None:
-            self._items.append(item)
-        else:
-            self._items.insert(index, item)
+        self._items.insert(index, (canonical(name), value))
+        self._keys.insert(index, key)
 
     def remove(self, name: str) -> None:
-        lower = canonical(name).lower()
-        self._items = [(n, v) for n, v in self._items if n.lower() != lower]
+        key = _key(name)
+        if key not in self._keys:
+            return
+        kept = [(k, item) for k, item in zip(self._keys, self._items, strict=True) if k != key]
+        self._keys = [k for k, _ in kept]
+        self._items = [item for _, item in kept]
 
     def copy(self) -> Headers:
         copy = Headers()
         copy._items = list(self._items)
+        copy._keys = list(self._keys)
         return copy
 
     def __eq__(self, other: object) -> bool:

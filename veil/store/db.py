@@ -80,6 +80,7 @@ class Database:
             _install_sqlite_hooks(self._sqlite)
             self._write_lock = asyncio.Lock()
             self._writer: Connection | None = None  # the one connection that writes
+            self._reader: Connection | None = None  # the one connection that reads
             self._batch: asyncio.Future[None] | None = None
         else:
             self._async = create_async_engine(
@@ -151,8 +152,12 @@ class Database:
                 yield conn
             return
         assert self._sqlite is not None
-        with self._sqlite.connect() as conn:
-            yield _InlineConn(conn)
+        # One connection serves every reader: statements run inline, each on a cursor
+        # of its own, and the driver is in autocommit, so each sees the latest commit.
+        # (A pool checkout per read measured as half of a call's routing.)
+        if self._reader is None:
+            self._reader = self._sqlite.connect()
+        yield _InlineConn(self._reader)
 
     async def lock_keys(self, conn: Conn, keys: Iterable[str]) -> None:
         """Serialise transactions that touch the same keys (PostgreSQL advisory locks,
@@ -168,9 +173,10 @@ class Database:
         if self._async is not None:
             await self._async.dispose()
         if self._sqlite is not None:
-            if self._writer is not None:
-                self._writer.close()
-                self._writer = None
+            for conn in (self._writer, self._reader):
+                if conn is not None:
+                    conn.close()
+            self._writer = self._reader = None
             self._sqlite.dispose()
 
 
