@@ -4,9 +4,10 @@ Three measurements, each against the same SIPp load run directly caller -> calle
 (the baseline) in the same run:
 - setup rate: calls offered at a fixed rate (default 500/s, short holds); reports the
   achieved rate and failed calls;
-- added delay at 100 calls/s: SIPp's response time INVITE sent -> 180 received. Through
-  Veil that covers the INVITE in -> INVITE out and 180 in -> 180 out; Veil's share is the
-  difference to the baseline at the same percentile;
+- added delay at 100 calls/s: per call, from the caller's INVITE leaving SIPp to the
+  callee's INVITE reaching SIPp (both message logs, one clock). Direct, that is the
+  loopback transit; through Veil it adds Veil's INVITE in -> INVITE out (parse, route
+  by session, build leg B). Veil's share is the difference at the same percentile;
 - concurrency: 10,000 established calls held at once; Veil's resident memory per call.
 
 Usage: python bench/sip.py [--rate 500] [--calls 10000] [--concurrent 10000]
@@ -74,11 +75,15 @@ def injection(path: Path, pairs: list[tuple[str, str]]) -> Path:
     return path
 
 
-def callee(workdir: Path, port: int, calls: int, seconds: float) -> subprocess.Popen[bytes]:
+def callee(
+    workdir: Path, port: int, calls: int, seconds: float, trace: Path | None = None
+) -> subprocess.Popen[bytes]:
     """SIPp's built-in UAS: 180, 200, then waits for the BYE."""
     command = ["timeout", f"{seconds:g}s", "sipp", "-sn", "uas", "-i", "127.0.0.1"]
     command += ["-ci", "127.0.0.1", "-cp", str(free_sip_port())]
     command += ["-p", str(port), "-m", str(calls), "-nostdin", "-max_socket", "20000"]
+    if trace is not None:
+        command += ["-trace_msg", "-message_file", str(trace)]
     return subprocess.Popen(
         command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -114,25 +119,42 @@ def caller(
     elapsed = time.monotonic() - started
     rows = list(csv.DictReader(stats.open(), delimiter=";"))
     last = rows[-1]
-    rtts: list[float] = []
-    if trace:
-        sent: dict[str, datetime] = {}
-        for message in parse_message_log(messages.read_bytes()):
-            call_id = message.header("Call-ID") or ""
-            if message.direction == "sent" and message.method == "INVITE":
-                sent.setdefault(call_id, message.time)
-            elif message.direction == "received" and message.status == 180 and call_id in sent:
-                delta = message.time - sent.pop(call_id)
-                rtts.append(delta.total_seconds() * 1000)
-        messages.unlink()
     return {
         "exit": code,
         "elapsed": elapsed,
         "successful": int(last["SuccessfulCall(C)"]),
         "failed": int(last["FailedCall(C)"]),
         "retransmissions": int(last["Retransmissions(C)"]),
-        "rtts": rtts,
+        "messages": messages if trace else None,
     }
+
+
+def invite_delays(uac_log: Path, uas_log: Path) -> list[float]:
+    """Per call, ms from the caller's INVITE leaving SIPp to the callee's INVITE arriving
+    at SIPp: both logs are stamped by the same clock. Calls are matched on the callee's
+    number (the session's other party: +1718... for caller +1917...), which both INVITEs
+    name, since Veil gives leg B a Call-ID of its own."""
+    sent: dict[str, datetime] = {}
+    for message in parse_message_log(uac_log.read_bytes()):
+        if message.direction == "sent" and message.method == "INVITE":
+            caller = _user(message.header("From") or "")
+            sent.setdefault("+1718" + caller[5:], message.time)
+    delays = []
+    for message in parse_message_log(uas_log.read_bytes()):
+        if message.direction == "received" and message.method == "INVITE":
+            callee = _user(message.header("To") or "")
+            direct = callee.startswith("+1415")  # the baseline: the virtual number itself
+            key = callee if not direct else None
+            if direct:
+                caller = _user(message.header("From") or "")
+                key = "+1718" + caller[5:]
+            if key in sent:
+                delays.append((message.time - sent.pop(key)).total_seconds() * 1000)
+    return delays
+
+
+def _user(address: str) -> str:
+    return address.split("sip:", 1)[1].split("@", 1)[0] if "sip:" in address else ""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -167,10 +189,11 @@ def load(
     trace: bool = False,
 ) -> dict[str, object]:
     seconds = calls / rate + hold_ms / 1000 + 40
-    uas = callee(workdir, uas_port, calls, seconds + 5)
+    uas_log = workdir / f"uas-{target}-{rate}.messages"
+    uas = callee(workdir, uas_port, calls, seconds + 5, uas_log if trace else None)
     try:
         time.sleep(0.5)
-        return caller(
+        result = caller(
             workdir,
             target,
             inf,
@@ -184,11 +207,17 @@ def load(
     finally:
         uas.terminate()
         uas.wait(10)
+    uac_log = result.pop("messages")
+    if isinstance(uac_log, Path):
+        result["delays"] = invite_delays(uac_log, uas_log)
+        uac_log.unlink()
+        uas_log.unlink()
+    return result
 
 
 def report(name: str, result: dict[str, object]) -> None:
-    rtts = result["rtts"]
-    assert isinstance(rtts, list)
+    delays = result.get("delays", [])
+    assert isinstance(delays, list)
     successful = result["successful"]
     elapsed = result["elapsed"]
     assert isinstance(successful, int) and isinstance(elapsed, float)
@@ -197,8 +226,9 @@ def report(name: str, result: dict[str, object]) -> None:
         f"{result['retransmissions']} retransmissions, {successful / elapsed:.0f} calls/s "
         f"over {elapsed:.1f} s"
         + (
-            f"; INVITE->180 p50 {percentile(rtts, 0.5):.3f} ms p99 {percentile(rtts, 0.99):.3f} ms"
-            if rtts
+            f"; INVITE in -> out p50 {percentile(delays, 0.5):.3f} ms "
+            f"p99 {percentile(delays, 0.99):.3f} ms ({len(delays)} calls)"
+            if delays
             else ""
         )
     )
@@ -232,7 +262,8 @@ def main() -> None:
         via = load(workdir, veil, uas_port, inf, **delay)  # type: ignore[arg-type]
         report("via Veil 100/s", via)
         for q in (0.5, 0.99):
-            b, v = percentile(base["rtts"], q), percentile(via["rtts"], q)  # type: ignore[arg-type]
+            b = percentile(base["delays"], q)  # type: ignore[arg-type]
+            v = percentile(via["delays"], q)  # type: ignore[arg-type]
             print(f"  added by Veil at p{int(q * 100)}: {v - b:.2f} ms")
 
         # 2. setup rate.

@@ -4,6 +4,7 @@ number as From and P-Asserted-Identity, and no trace of the other party's real n
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import sqlite3
@@ -11,10 +12,11 @@ import threading
 import time
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.calls.conftest import TRUNK_PASSWORD, TRUNK_USER, Plane
-from tests.calls.sipp import SippResult, digest_ok
+from tests.calls.sipp import Sipp, SippResult, digest_ok
 from tests.utils import party_number
 
 # Headers that name the caller and must never be copied to leg B (the caller scenarios
@@ -415,3 +417,105 @@ def test_a_call_goes_through_while_the_database_is_locked(plane: Plane) -> None:
     call_ok(a, b)
     done = wait_for(plane, session["session_uuid"], lambda s: s["interaction"], timeout=15)
     assert done["total_call_count"] == 2
+
+
+def test_the_session_reads_in_progress_during_a_call_and_active_after(plane: Plane) -> None:
+    session = plane.session()
+    plane.set_session(session["session_uuid"], call_time_limit=2)
+    uuid = session["session_uuid"]
+    with plane.callee("callee_gets_bye", session["second_party"]) as b:
+        a = Sipp(
+            "caller_gets_bye",
+            workdir=plane.workdir,
+            remote=plane.sip_address,
+            keys={"caller": session["first_party"], "virtual": session["virtual_number"]},
+            timeout=15,
+        ).start()
+        try:
+            during = wait_for(plane, uuid, lambda s: s["status"] == "in-progress")
+        finally:
+            a_result = a.wait(20)
+        b_result = b.wait(20)
+    call_ok(a_result, b_result)
+    assert during["status"] == "in-progress"
+    after = wait_for(plane, uuid, lambda s: s["interaction"])
+    assert after["status"] == "active"
+    assert after["interaction"][0]["duration"] >= 1
+
+
+def test_leg_events_reach_the_outbox_in_order_with_plivo_names(plane: Plane) -> None:
+    session = plane.session(callback_url="http://127.0.0.1:9/callbacks")
+    uuid = session["session_uuid"]
+    a, b = plane.call(
+        "caller_hangs_up",
+        "callee_answers",
+        caller=session["second_party"],
+        callee=session["first_party"],
+        virtual=session["virtual_number"],
+    )
+    call_ok(a, b)
+    wait_for(plane, uuid, lambda s: s["interaction"])
+    rows = plane.admin.sql(
+        "SELECT o.event, o.sequence, o.payload FROM outbox o JOIN sessions s"
+        " ON s.id = o.session_id WHERE s.uuid = :uuid ORDER BY o.sequence",
+        uuid=uuid,
+    )
+    events = [row[0] for row in rows]
+    # The second party called: its leg is the caller's, the first party's is dialled.
+    assert events == [
+        "SessionSecondPartyInitiated",
+        "SessionFirstPartyInitiated",
+        "SessionFirstPartyRinging",
+        "SessionFirstPartyAnswer",
+        "SessionSecondPartyAnswer",
+        "SessionSecondPartyHangup",
+        "SessionSecondPartyComplete",
+        "SessionFirstPartyComplete",
+        "SessionPartiesHangup",
+    ]
+    assert [row[1] for row in rows] == list(range(1, len(rows) + 1))
+    last = json.loads(rows[-1][2])
+    assert last["From"] == session["second_party"].lstrip("+")
+    assert last["To"] == session["first_party"].lstrip("+")
+    assert last["VirtualNumber"] == session["virtual_number"].lstrip("+")
+    assert last["PlivoHangupCause"] == "normal_hangup"
+    assert last["SequenceNumber"] == str(len(rows))
+
+
+def test_calls_go_through_while_the_api_is_under_load(plane: Plane) -> None:
+    session = plane.session()
+    plane.admin.add_numbers(plane.account, 20)
+    stop = threading.Event()
+    answered: list[int] = []
+
+    def hammer() -> None:
+        url = f"{plane.server.url}/v1/Account/{plane.account.auth_id}/Masking/Session/"
+        auth = (plane.account.auth_id, plane.account.auth_token)
+        with httpx.Client(auth=auth, timeout=10) as http:
+            for _ in range(2000):
+                if stop.is_set():
+                    return
+                body = {"first_party": party_number(), "second_party": party_number()}
+                answered.append(http.post(url, json=body).status_code)
+
+    workers = [threading.Thread(target=hammer) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        results = [
+            plane.call(
+                "caller_hangs_up",
+                "callee_answers",
+                caller=session["first_party"],
+                callee=session["second_party"],
+                virtual=session["virtual_number"],
+            )
+            for _ in range(3)
+        ]
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    for a, b in results:
+        call_ok(a, b)
+    assert len(answered) > 50 and set(answered) <= {201, 400}
