@@ -39,10 +39,11 @@ pytest: $(STAMP) system-deps
 	$(BIN)/pytest -q
 
 # Load benchmarks (not part of make test); results go to docs/benchmarks.md.
-bench: $(STAMP)
-	command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk)
+bench: $(STAMP) system-deps
+	command -v wrk >/dev/null || $(APT_INSTALL) wrk || ($(SUDO) apt-get update && $(APT_INSTALL) wrk)
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/breakdown.py
+	$(BIN)/python bench/sip.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -17,6 +17,7 @@ import enum
 import functools
 import ipaddress
 import logging
+import secrets
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -113,6 +114,8 @@ class Leg:
     transport: str = "udp"
     # A relayed re-INVITE/UPDATE in flight on this leg (glare gets 491).
     busy: bool = False
+    # That request came from this leg: its second offer gets 500 (RFC 3261 14.2).
+    offering: bool = False
     # An ACK we owe this leg, sent when the other leg's ACK brings the SDP answer.
     deferred_ack: int | None = None
 
@@ -515,6 +518,12 @@ class Call:
             return
         other = self._leg(side.other)
         if method in ("INVITE", "UPDATE"):
+            if leg.offering:
+                # 14.2 (RFC 3311 5.2 for UPDATE): a new offer while this side's last one
+                # is still unanswered is no glare: 500 with a random Retry-After.
+                retry = str(secrets.randbelow(11))
+                self._reply(tx, 500, extra=[("Retry-After", retry)])
+                return
             if leg.busy or other.busy:
                 tx.reply(491)
                 return
@@ -522,6 +531,7 @@ class Call:
                 leg.dialog.refresh_target(request)
                 leg.target = self._target_of(leg.dialog, leg.transport)
             leg.busy = other.busy = True
+            leg.offering = True
         body = b""
         content_type = request.headers.get("Content-Type")
         if request.body and content_type:
@@ -560,6 +570,7 @@ class Call:
 
         async def on_error(call: Call, reason: str) -> None:
             call._leg(side).busy = call._leg(side.other).busy = False
+            call._leg(side).offering = False
             call._reply(tx, 408 if reason == "timeout" else 503)
 
         self.b2bua.endpoint.request(
@@ -589,6 +600,7 @@ class Call:
             extra.append(("Content-Type", "application/sdp"))
         if request.method in ("INVITE", "UPDATE"):
             leg.busy = other.busy = False
+            leg.offering = False
             if 200 <= response.status < 300:
                 extra.append(("Contact", self.b2bua.endpoint.contact(leg.transport)))
                 if other.dialog is not None:
@@ -638,6 +650,11 @@ class Call:
             return
         extra: list[tuple[str, str]] = []
         if status < 300 and status != 100:
+            # 12.1.1: the trunk's proxies stay on the dialog's path (their addresses,
+            # not a party's: the one header of leg A that must come back to it).
+            if self.invite is not None:
+                for route in self.invite.headers.raw_values("Record-Route"):
+                    extra.append(("Record-Route", route))
             extra.append(("Contact", self.b2bua.endpoint.contact(self.a.transport)))
             if status >= 200:
                 extra.append(("Allow", ALLOW))
