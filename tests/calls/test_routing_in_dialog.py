@@ -665,3 +665,40 @@ def test_an_in_dialog_request_with_a_lower_cseq_gets_500(plane: Plane) -> None:
         # The call is still up: a request in order goes through.
         call.a.cseq = 10
         hang_up(call)
+
+
+# -- lost ACKs
+
+
+def test_a_retransmitted_answer_is_acknowledged_again_even_after_the_call(plane: Plane) -> None:
+    """RFC 3261 13.2.2.4: the callee retransmits its 200 until an ACK arrives; each
+    retransmission gets the same ACK again, also once the call has ended (the ACK may
+    have been lost just before the caller hung up)."""
+    with phones(plane) as (caller, callee):
+        call = establish(plane, caller, callee)
+
+        def retransmit_answer() -> None:
+            callee.reply(
+                call.invite_b,
+                ("127.0.0.1", plane.sip_address[1]),
+                200,
+                "OK",
+                tag=parse_address(call.b.local).tag,
+                fields=[("Contact", f"<sip:callee@127.0.0.1:{plane.trunk_port}>")],
+                body=sdp(f"callee{call.callee_number}", 50000),
+            )
+
+        retransmit_answer()
+        callee.nothing(0.3)
+        assert callee.repeated, "no ACK for the retransmitted 200"
+        again = parse_message(callee.repeated[-1])
+        assert isinstance(again, Request) and again.method == "ACK"
+        assert again.call_id == call.invite_b.call_id and again.cseq[0] == 1
+        # (``repeated`` holds only byte-identical copies: it is the same ACK.)
+
+        hang_up(call)
+        callee.repeated.clear()
+        retransmit_answer()
+        callee.nothing(0.3)
+        assert [parse_message(d).cseq[1] for d in callee.repeated] == ["ACK"]
+        assert caller.repeated == []

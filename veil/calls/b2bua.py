@@ -118,6 +118,8 @@ class Leg:
     offering: bool = False
     # An ACK we owe this leg, sent when the other leg's ACK brings the SDP answer.
     deferred_ack: int | None = None
+    # Our INVITE transaction on this leg, when Veil placed it: it re-sends our ACK.
+    invite_tx: ClientInvite | None = None
 
 
 class _Mailbox:
@@ -167,10 +169,22 @@ class Call:
         self._queue = _Mailbox()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._ledger: asyncio.Task[None] | None = None
+        self._closed = False  # the actor loop has ended
 
     # -- the actor
     def post(self, run: Callable[[], Awaitable[None]]) -> None:
+        if self._closed:
+            # A late message for an ended call (a 2xx retransmitted because our ACK was
+            # lost, a response to our BYE): handled on its own, nothing waits for it.
+            self.b2bua.spawn(self._late(run))
+            return
         self._queue.put(run)
+
+    async def _late(self, run: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await run()
+        except Exception:
+            log.exception("late event of an ended call failed")
 
     def deliver(self, handler: Callable[[Any, T], Awaitable[None]]) -> Callable[[T], None]:
         """A transaction callback that queues ``handler(call, value)`` on this call. It
@@ -198,6 +212,7 @@ class Call:
             log.exception("call failed")
             self._abort()
         finally:
+            self._closed = True
             self._cleanup()
             if self._ledger is not None:
                 await asyncio.gather(self._ledger, return_exceptions=True)
@@ -322,7 +337,7 @@ class Call:
             self.deliver(type(self)._b_error),
         )
         assert isinstance(tx, ClientInvite)
-        self.b_tx = tx
+        self.b_tx = self.b.invite_tx = tx
 
     # -- leg B's answers to our INVITE
     async def _b_response(self, response: Response) -> None:
@@ -331,7 +346,10 @@ class Call:
             return
         if 200 <= status < 300 and self.b.dialog is not None:
             if response.to.tag == self.b.dialog.remote_tag:
-                self._ack_b(response)  # a retransmitted 2xx: our ACK got lost
+                # A retransmitted 2xx our ACK has not answered yet: with a late offer the
+                # ACK waits for leg A's answer; otherwise send it (again).
+                if self.b.deferred_ack is None:
+                    self._ack_b(response)
             else:
                 self._ack_and_bye(response)  # another fork answered too
             return
@@ -691,7 +709,10 @@ class Call:
         ack = leg.dialog.request(
             "ACK", cseq=cseq, body=body, content_type="application/sdp" if body else None
         )
-        self.b2bua.endpoint.send_ack(ack, leg.target)
+        invite = leg.invite_tx
+        if invite is not None and invite.request.cseq[0] != cseq:
+            invite = None
+        self.b2bua.endpoint.send_ack(ack, leg.target, invite)
 
     def _ack_and_bye(self, response: Response) -> None:
         """A 2xx we no longer want (a fork, or after CANCEL): ACK it, then BYE it."""
@@ -725,6 +746,16 @@ class Call:
         if interaction is not None:
             interaction.end_time = self.b2bua.ctx.clock.now()
             self._record(lambda: call_service.call_ended(self.b2bua.ctx, interaction))
+            # No phone numbers in the log: the session and the outcome identify the call.
+            log.info(
+                "call %s session %s ended: %s, first party %s, second party %s, %.0f s",
+                interaction.uuid,
+                interaction.session.uuid,
+                interaction.hangup_cause.value,
+                interaction.statuses.get(Role.FIRST, LegStatus.NOT_DIALED).value,
+                interaction.statuses.get(Role.SECOND, LegStatus.NOT_DIALED).value,
+                interaction.connected_seconds(),
+            )
         self._record(self.media.close)
 
     def _abort(self) -> None:
@@ -797,6 +828,23 @@ class B2bua:
 
     async def start(self) -> None:
         await self.endpoint.start()
+        trunk = self.settings.trunk
+        log.info(
+            "SIP on %s:%d (UDP, TCP); outbound trunk %s",
+            self.endpoint.host,
+            self.endpoint.port,
+            trunk if trunk is not None else "not configured: calls are refused 503",
+        )
+
+    def spawn(self, work: Awaitable[None]) -> None:
+        """Run ``work`` as a task the B2BUA tracks (cancelled on close)."""
+
+        async def run() -> None:
+            await work
+
+        task = asyncio.get_running_loop().create_task(run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def close(self) -> None:
         for task in list(self.tasks):
@@ -832,9 +880,7 @@ class B2bua:
         return True
 
     def start_call(self, call: Call) -> None:
-        task = asyncio.get_running_loop().create_task(call.main())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.spawn(call.main())
 
     def register(self, dialog: Dialog, call: Call, side: Side) -> None:
         self.dialogs[(dialog.call_id, dialog.local_tag)] = (call, side)

@@ -74,7 +74,7 @@ class OutboundCall(Call):
             self.deliver(OutboundCall._first_error),
         )
         assert isinstance(tx, ClientInvite)
-        self.first_tx = tx
+        self.first_tx = self.a.invite_tx = tx
 
     # -- party one
     async def _first_response(self, response: Response) -> None:

@@ -27,6 +27,7 @@ from veil.sip.message import (
 )
 from veil.sip.timing import SipTimers
 from veil.sip.transaction import (
+    ClientInvite,
     ClientTransaction,
     OnError,
     OnResponse,
@@ -123,11 +124,15 @@ class SipEndpoint:
         self._set_via(request, target)
         return self.transactions.request(request, target, on_response, on_error)
 
-    def send_ack(self, ack: Request, target: Target) -> None:
-        """An ACK for a 2xx is sent outside any transaction (13.2.2.4)."""
+    def send_ack(self, ack: Request, target: Target, invite: ClientInvite | None = None) -> None:
+        """An ACK for a 2xx is sent outside any transaction (13.2.2.4); given the
+        ``invite`` transaction, it is sent again on that 2xx's retransmissions."""
         self._set_via(ack, target)
+        data = bytes(ack)
+        if invite is not None:
+            invite.acks[ack.to.tag or ""] = (data, target)
         try:
-            self._send(ack, target)
+            self._send(data, target)
         except TransportError as exc:
             log.info("ACK to %s not sent: %s", target, exc)
 
@@ -143,7 +148,7 @@ class SipEndpoint:
             f";branch={branch};rport",
         )
 
-    def _send(self, message: Request | Response, target: Target) -> None:
+    def _send(self, message: Request | Response | bytes, target: Target) -> None:
         data = bytes(message)
         if target.transport == "udp":
             self.udp.send(data, target)

@@ -7,6 +7,7 @@ are absorbed here and never reach the transaction user (TU).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import secrets
 from collections.abc import Callable
@@ -31,7 +32,7 @@ class Target:
         return self.transport != "udp"
 
 
-Send = Callable[[Request | Response, Target], None]
+Send = Callable[[Request | Response | bytes, Target], None]
 OnResponse = Callable[[Response], None]
 OnError = Callable[[str], None]
 
@@ -253,6 +254,8 @@ class ClientInvite(ClientTransaction):
     ) -> None:
         super().__init__(layer, request, target, on_response, on_error)
         self._cancel_reason: str | None = None
+        # The ACKs sent for this INVITE's 2xx responses, by To tag, with where they went.
+        self.acks: dict[str, tuple[bytes, Target]] = {}
         self._a = self.timers.t1
         self._cancel: Request | None = None
         self._cancel_pending = False
@@ -297,8 +300,14 @@ class ClientInvite(ClientTransaction):
                 self._start_timer("D", delay, self.terminate)
                 self.on_response(response)
         elif self.state is State.ACCEPTED and 200 <= status < 300:
-            # 2xx retransmissions (or other forks' 2xx) go to the TU, which re-sends ACK.
-            self.on_response(response)
+            sent = self.acks.get(response.to.tag or "")
+            if sent is not None:
+                # A retransmitted 2xx: our ACK was lost. Sent again from here (13.2.2.4
+                # gives this to the UAC core), so it works after the call has ended.
+                with contextlib.suppress(TransportError):
+                    self.layer.send(*sent)
+            else:  # another fork's 2xx, or one the TU has not acknowledged yet
+                self.on_response(response)
         elif self.state is State.COMPLETED and status >= 300:
             self._send(self._ack_for(response))
 
