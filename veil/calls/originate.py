@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import secrets
 
-from veil.calls.b2bua import B2bua, Call, Phase, Side
+from veil.calls.b2bua import B2bua
+from veil.calls.call import Call, Phase, Side
 from veil.calls.sdp import hold_answer, neutralize, with_origin
 from veil.domain.calls import HangupCause, LegEvent, LegStatus, Role, leg_status_for
 from veil.domain.calls import hangup_cause_for as cause_for
