@@ -710,12 +710,16 @@ def test_invite_server_non_2xx_retransmitted_by_timer_g_until_ack() -> None:
 def test_invite_server_non_2xx_without_ack_ends_at_timer_h() -> None:
     h = Harness()
     tx = server_invite(h, build_request())
+    errors: list[str] = []
+    tx.on_error = errors.append
     tx.reply(603, to_tag="bob-tag")
     h.at(32 - TINY)
     assert h.response_times(603) == CAPPED_RETRANSMISSIONS
     assert tx.state is State.COMPLETED
+    assert errors == []
     h.at(32)
     assert tx.state is State.TERMINATED
+    assert errors == ["no ACK"]  # 17.2.1: the TU is told the ACK never came
     h.at(100)
     assert h.response_times(603) == CAPPED_RETRANSMISSIONS
     assert h.layer.counts() == (0, 0)

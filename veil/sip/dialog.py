@@ -86,6 +86,8 @@ class Dialog:
         """A request inside the dialog (12.2.1.1) with a fresh branch; CSeq advances
         except for ACK and CANCEL, which reuse the INVITE's number (``cseq``)."""
         if cseq is None:
+            if method in ("ACK", "CANCEL"):
+                raise ValueError(f"{method} takes the CSeq number of the INVITE it answers")
             self.local_seq += 1
             cseq = self.local_seq
         uri = self.remote_target

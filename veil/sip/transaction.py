@@ -498,10 +498,15 @@ class ServerInvite(ServerTransaction):
             self._start_timer("G", self._g, self._timer_g)
 
     def _no_ack(self) -> None:
-        unacknowledged = self.state is State.ACCEPTED and not self.acked
+        # Timer H in Completed (17.2.1: the TU is told of the failure) or, in Accepted,
+        # no ACK for our 2xx (13.3.1.4: the UAS should end the dialog with BYE). In
+        # Accepted after the ACK it is timer L: a quiet end.
+        unacknowledged = self.state is State.COMPLETED or (
+            self.state is State.ACCEPTED and not self.acked
+        )
         self.terminate()
         if unacknowledged:
-            self.on_error("no ACK")  # 13.3.1.4: the UAS should end the dialog with BYE
+            self.on_error("no ACK")
 
     def acknowledged(self) -> None:
         """The ACK for our 2xx arrived (it reaches the TU as well): retransmissions
