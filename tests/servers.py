@@ -104,6 +104,8 @@ def veil_server(database_url: str, workdir: Path, **env: str) -> Iterator[Server
         VEIL_PUBLIC_URL=url,
         VEIL_LOG_LEVEL="warning",
         VEIL_SIP_LISTEN=f"127.0.0.1:{free_port()}",
+        # Media through rtpengine only where a test asks for it (tests/media).
+        VEIL_MEDIA="off",
     )
     environment.update(env)
     log_path = workdir / f"veil-{port}.log"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,11 +19,9 @@ from veil.api.edge import PlivoEdge
 from veil.api.plivo import accounts, numbers, schemas
 from veil.api.plivo.errors import install_error_handlers
 from veil.api.plivo.sessions import session_router
-from veil.calls.b2bua import B2bua, CallSettings
-from veil.calls.media import PassThrough
-from veil.calls.originate import originate
+from veil.calls.plane import CallPlane
 from veil.clock import Clock, SystemClock
-from veil.config import Settings, split_host_port
+from veil.config import Settings
 from veil.domain.phone import parse_e164
 from veil.domain.session_params import Profile
 from veil.service import sweeper
@@ -41,13 +38,13 @@ def build_app(
     db = Database(settings.database_url)
     ctx = ServiceContext(db=db, clock=clock or SystemClock())
 
-    b2bua = _call_plane(settings, ctx)
+    plane = CallPlane(settings, ctx) if settings.sip_listen != "off" else None
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(sweeper.run_forever(ctx))] if background else []
-        if b2bua is not None:
-            await b2bua.start()
+        if plane is not None:
+            await plane.start()
         _settle_heap()
         try:
             yield
@@ -55,8 +52,8 @@ def build_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            if b2bua is not None:
-                await b2bua.close()
+            if plane is not None:
+                await plane.stop()
             await db.dispose()
 
     app = FastAPI(
@@ -107,22 +104,6 @@ def _settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 50, 10)
-
-
-def _call_plane(settings: Settings, ctx: ServiceContext) -> B2bua | None:
-    """The SIP side of the process, unless ``VEIL_SIP_LISTEN=off``."""
-    if settings.sip_listen == "off":
-        return None
-    host, port = split_host_port(settings.sip_listen)
-    call_settings = CallSettings.parse(
-        settings.trunk_outbound,
-        settings.trunk_username,
-        settings.trunk_password,
-        settings.trunk_allow,
-    )
-    b2bua = B2bua(ctx, call_settings, PassThrough(), host, port)
-    ctx.originate.append(functools.partial(originate, b2bua))
-    return b2bua
 
 
 def _document(app: FastAPI, routes: list[APIRoute]) -> None:

@@ -140,6 +140,7 @@ class PlaneConfig:
     backend: str = "sqlite"
     transport: Transport = "udp"
     credentials: bool = False
+    media: str = "off"  # "auto": Veil runs rtpengine and anchors every call
 
 
 class _Planes:
@@ -151,11 +152,14 @@ class _Planes:
 
     def get(self, config: PlaneConfig) -> tuple[Server, Admin, int]:
         if config not in self.running:
-            workdir = self.tmp.mktemp(f"veil-{config.backend}-{config.transport}")
+            workdir = self.tmp.mktemp(f"veil-{config.backend}-{config.transport}-{config.media}")
             url = self.stack.enter_context(database(config.backend, workdir))
             trunk_port = free_sip_port()
             param = ";transport=tcp" if config.transport == "tcp" else ""
             env = {"VEIL_TRUNK_OUTBOUND": f"sip:127.0.0.1:{trunk_port}{param}"}
+            if config.media != "off":
+                env["VEIL_MEDIA"] = config.media
+                env["VEIL_RECORDINGS_DIR"] = str(workdir / "recordings")
             if config.credentials:
                 env |= {"VEIL_TRUNK_USERNAME": TRUNK_USER, "VEIL_TRUNK_PASSWORD": TRUNK_PASSWORD}
             server = self.stack.enter_context(veil_server(url, workdir, **env))
@@ -194,6 +198,12 @@ def tcp_plane(planes: _Planes, tmp_path: Path) -> Plane:
 @pytest.fixture
 def postgres_plane(planes: _Planes, tmp_path: Path) -> Plane:
     return make_plane(planes, PlaneConfig(backend="postgresql"), tmp_path)
+
+
+@pytest.fixture
+def media_plane(planes: _Planes, tmp_path: Path) -> Plane:
+    """Veil on SQLite that runs its own rtpengine and anchors every call's media."""
+    return make_plane(planes, PlaneConfig(media="auto"), tmp_path)
 
 
 @pytest.fixture

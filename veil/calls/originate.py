@@ -174,7 +174,10 @@ class OutboundCall(Call):
         self.b.deferred_ack = self.b_request.cseq[0]
         self.interaction.statuses[Role.SECOND] = LegStatus.COMPLETED
         # Party two's offer goes to party one in a re-INVITE (flow IV).
-        offer = with_origin(neutralize(response.body), self._origin()) if response.body else b""
+        # Through the media engine: with rtpengine, party one is offered its address.
+        offer = b""
+        if response.body:
+            offer = with_origin(await self.media.offer(response.body, from_leg="b"), self._origin())
         dialog = self.a.dialog
         assert dialog is not None and self.a.target is not None
         reinvite = dialog.request(
@@ -201,7 +204,9 @@ class OutboundCall(Call):
         cseq = self.b.deferred_ack
         self.b.deferred_ack = None
         if cseq is not None:
-            self._b_answer = neutralize(response.body)
+            self._b_answer = (
+                await self.media.answer(response.body, from_leg="a") if response.body else b""
+            )
             self._send_ack(Side.B, cseq, self._b_answer)
         if self.phase is not Phase.DIALING:
             return

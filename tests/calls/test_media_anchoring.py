@@ -1,0 +1,106 @@
+"""Media anchored in rtpengine (``VEIL_MEDIA=auto``: Veil starts its own): each party's
+SDP names only rtpengine, and the caller's RTP reaches the callee from rtpengine.
+
+The callee's audio port is a socket of this test, so what arrived there is counted
+packet by packet: SIPp plays its bundled G.711 A-law recording (30 ms packets)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import struct
+import threading
+import time
+
+from tests.calls.conftest import Plane
+from tests.calls.sipp import Sipp, run
+
+RTP_PORTS = range(30000, 40000)  # veil.calls.plane.RTP_PORTS
+
+
+def media_of(body: bytes) -> tuple[str, int]:
+    """(connection address, audio port) of an SDP body."""
+    address = re.search(rb"^c=IN IP4 (\S+)", body, re.M)
+    port = re.search(rb"^m=audio (\d+) ", body, re.M)
+    assert address and port, body
+    return address.group(1).decode(), int(port.group(1))
+
+
+class RtpSink:
+    """A UDP socket that records where each RTP packet came from and its payload type."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = int(self.sock.getsockname()[1])
+        self.packets: list[tuple[tuple[str, int], int, bytes]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, source = self.sock.recvfrom(2048)
+            except TimeoutError:
+                continue
+            if len(data) >= 12 and data[0] >> 6 == 2:  # RTP version 2
+                self.packets.append(((source[0], source[1]), data[1] & 0x7F, data))
+
+    def __enter__(self) -> RtpSink:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+def test_a_call_is_anchored_in_rtpengine_and_audio_flows_through_it(media_plane: Plane) -> None:
+    plane = media_plane
+    session = plane.session()
+    caller, callee = session["first_party"], session["second_party"]
+    with RtpSink() as sink:
+        b = Sipp(
+            "callee_receives_audio",
+            workdir=plane.workdir,
+            local_port=plane.trunk_port,
+            keys={"callee": callee, "rtp_port": str(sink.port)},
+            timeout=20,
+        )
+        with b:
+            a = run(
+                "caller_plays_audio",
+                workdir=plane.workdir,
+                remote=plane.sip_address,
+                keys={"caller": caller, "virtual": session["virtual_number"]},
+                pause_ms=2500,
+                timeout=20,
+            )
+            b_result = b.wait(20)
+        time.sleep(0.2)  # the last packets in flight
+    a.assert_ok()
+    b_result.assert_ok()
+
+    caller_media = media_of(a.sent_messages("INVITE")[0].parsed().body)
+    offer_to_callee = b_result.received_messages("INVITE")[0].parsed().body
+    answer_to_caller = a.received_messages(200, cseq="INVITE")[0].parsed().body
+    # Each side sees rtpengine's address, never the other party's.
+    b_address, b_port = media_of(offer_to_callee)
+    a_address, a_port = media_of(answer_to_caller)
+    assert (b_address, b_port) != caller_media and b_port in RTP_PORTS
+    assert (a_address, a_port) != ("127.0.0.1", sink.port) and a_port in RTP_PORTS
+    for body, hidden in ((offer_to_callee, caller), (answer_to_caller, callee)):
+        assert hidden[-10:].encode() not in body
+        assert re.search(rb"^o=- ", body, re.M) and b"\ns=-" in body.replace(b"\r", b"")
+
+    # The recording's A-law packets arrived, all from rtpengine (the port it offered the
+    # callee, thanks to symmetric RTP), none from the caller itself.
+    audio = [p for p in sink.packets if p[1] == 8]
+    sources = {source for source, _, _ in sink.packets}
+    assert len(audio) >= 50, f"{len(audio)} audio packets"
+    assert sources == {(b_address, b_port)}
+    assert caller_media not in sources
+    sequence = [struct.unpack("!H", packet[2:4])[0] for _, _, packet in audio]
+    assert len(set(sequence)) == len(sequence)  # each packet once, not duplicated

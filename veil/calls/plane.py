@@ -1,0 +1,83 @@
+"""The call plane of one process: the media engine ``VEIL_MEDIA`` names, and the B2BUA
+on ``VEIL_SIP_LISTEN``. Started and stopped with the application."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from veil.calls.b2bua import B2bua, CallSettings
+from veil.calls.media import Anchored, MediaEngine, PassThrough
+from veil.calls.originate import originate
+from veil.config import Settings, split_host_port
+from veil.media.ng import NgClient, NgPool
+from veil.media.rtpengine import RtpengineConfig, SupervisedRtpengine, find_binary, free_udp_port
+from veil.service.context import ServiceContext
+
+log = logging.getLogger("veil.calls")
+
+RTP_PORTS = (30000, 39999)  # rtpengine's media ports when Veil runs it
+
+
+class CallPlane:
+    def __init__(self, settings: Settings, ctx: ServiceContext) -> None:
+        self.settings = settings
+        self.ctx = ctx
+        self.b2bua: B2bua | None = None
+        self.rtpengine: SupervisedRtpengine | None = None
+        self._closers: list[Callable[[], object]] = []
+
+    async def start(self) -> None:
+        settings = self.settings
+        host, port = split_host_port(settings.sip_listen)
+        media = await self._media(host)
+        call_settings = CallSettings.parse(
+            settings.trunk_outbound,
+            settings.trunk_username,
+            settings.trunk_password,
+            settings.trunk_allow,
+        )
+        self.b2bua = B2bua(self.ctx, call_settings, media, host, port)
+        await self.b2bua.start()
+        self.ctx.originate.append(functools.partial(originate, self.b2bua))
+
+    async def _media(self, host: str) -> MediaEngine:
+        mode = self.settings.media
+        if mode == "off":
+            log.info("media: off (SDP passed through, RTP flows end to end)")
+            return PassThrough()
+        if mode.startswith("udp:"):
+            pool = await NgPool.connect(mode)
+            self._closers.append(pool.close)
+            log.info("media: rtpengine at %s", mode[4:])
+            return Anchored(pool)
+        binary = find_binary()
+        if binary is None:
+            log.warning("media: rtpengine is not installed; SDP passed through (VEIL_MEDIA=auto)")
+            return PassThrough()
+        workdir = Path(tempfile.mkdtemp(prefix="veil-rtpengine-"))
+        config = RtpengineConfig(
+            interface=host,
+            ng_port=free_udp_port("127.0.0.1"),
+            dtmf_port=free_udp_port("127.0.0.1"),
+            port_min=RTP_PORTS[0],
+            port_max=RTP_PORTS[1],
+            recording_dir=self.settings.recordings_dir.resolve() / "spool",
+            workdir=workdir,
+        )
+        self.rtpengine = SupervisedRtpengine(binary, config)
+        await self.rtpengine.start()
+        client = await NgClient.connect(*self.rtpengine.ng_address)
+        self._closers.append(client.close)
+        return Anchored(client)
+
+    async def stop(self) -> None:
+        if self.b2bua is not None:
+            await self.b2bua.close()
+        for close in self._closers:
+            close()
+        if self.rtpengine is not None:
+            await self.rtpengine.stop()

@@ -1,0 +1,1 @@
+"""Media plane: talking to rtpengine (NG control protocol, DTMF events) and supervising it."""
