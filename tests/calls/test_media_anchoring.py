@@ -6,11 +6,14 @@ packet by packet: SIPp plays its bundled G.711 A-law recording (30 ms packets)."
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import socket
 import struct
 import threading
 import time
+from pathlib import Path
 
 from tests.calls.conftest import Plane
 from tests.calls.sipp import Sipp, run
@@ -104,3 +107,68 @@ def test_a_call_is_anchored_in_rtpengine_and_audio_flows_through_it(media_plane:
     assert caller_media not in sources
     sequence = [struct.unpack("!H", packet[2:4])[0] for _, _, packet in audio]
     assert len(set(sequence)) == len(sequence)  # each packet once, not duplicated
+
+
+def rtpengine_pids(parent: int) -> list[int]:
+    """rtpengine processes whose parent is ``parent`` (Veil's own child)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            text = status.read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+        if fields.get("Name", "").strip() == "rtpengine" and int(fields["PPid"]) == parent:
+            found.append(int(status.parent.name))
+    return found
+
+
+def test_a_killed_rtpengine_is_restarted_and_calls_are_anchored_again(
+    media_plane: Plane,
+) -> None:
+    plane = media_plane
+    [old] = rtpengine_pids(plane.server.process.pid)
+    os.kill(old, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        pids = rtpengine_pids(plane.server.process.pid)
+        if pids and pids != [old]:
+            break
+        time.sleep(0.1)
+    assert pids and old not in pids, "rtpengine was not restarted"
+    # The new one answers at once: a call set up right away is anchored in it.
+    test_a_call_is_anchored_in_rtpengine_and_audio_flows_through_it(plane)
+
+
+def test_a_call_fails_cleanly_with_503_while_rtpengine_does_not_answer(
+    media_plane: Plane,
+) -> None:
+    plane = media_plane
+    session = plane.session()
+    [engine] = rtpengine_pids(plane.server.process.pid)
+    os.kill(engine, signal.SIGSTOP)  # alive but silent: every NG command times out
+    try:
+        a = run(
+            "caller_expects_failure",
+            workdir=plane.workdir,
+            remote=plane.sip_address,
+            keys={
+                "caller": session["first_party"],
+                "virtual": session["virtual_number"],
+                "expected_status": "503",
+            },
+            timeout=20,
+        )
+    finally:
+        os.kill(engine, signal.SIGCONT)
+    a.assert_ok()
+    [final] = a.received_messages(503)
+    assert "Media engine unavailable" in (final.header("Reason") or "")
+    done = plane.get(session["session_uuid"])
+    deadline = time.monotonic() + 5
+    while not done["interaction"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+        done = plane.get(session["session_uuid"])
+    assert done["status"] == "active"  # not left in-progress
+    # And the next call is anchored again.
+    test_a_call_is_anchored_in_rtpengine_and_audio_flows_through_it(plane)

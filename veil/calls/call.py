@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from veil.calls.media import MediaSession
+from veil.calls.media import MediaError, MediaSession
 from veil.domain.calls import (
     RELAYED_CONTENT_TYPES,
     Bridge,
@@ -173,6 +173,9 @@ class Call:
                 await event()
         except asyncio.CancelledError:
             raise
+        except MediaError as exc:
+            log.warning("call failed: media engine: %s", exc)
+            self._abort(503, "Media engine unavailable")
         except Exception:
             log.exception("call failed")
             self._abort()
@@ -723,10 +726,12 @@ class Call:
             )
         self._record(self.media.close)
 
-    def _abort(self) -> None:
+    def _abort(self, status: int = 500, reason: str | None = None) -> None:
         """After an unexpected error: leave no leg hanging."""
+        if self.interaction is not None:
+            self.interaction.hangup_cause = HangupCause.FAILED
         if not self.a_final_sent:
-            self._reply_a(500)
+            self._reply_a(status, reason_header=reason)
         if self.phase is Phase.UP:
             self._bye(Side.A)
             self._bye(Side.B)

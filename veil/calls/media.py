@@ -22,6 +22,10 @@ OFFER_FLAGS = ["trust-address", "port-latching"]
 REPLACE = ["origin", "session-connection"]
 
 
+class MediaError(Exception):
+    """The media engine could not do what a call needs (down, or refused the SDP)."""
+
+
 class MediaSession(Protocol):
     """The media of one call. ``from_leg`` is "a" (the caller's side) or "b"."""
 
@@ -99,20 +103,31 @@ class AnchoredSession:
     async def offer(self, sdp: bytes, *, from_leg: str) -> bytes:
         extra: dict[str, object] = {"to-tag": _other(from_leg)} if self.offered else {}
         self.offered = True
-        out = await self.ng.offer(
-            self.call_id, from_leg, neutralize(sdp), flags=OFFER_FLAGS, replace=REPLACE, extra=extra
-        )
+        try:
+            out = await self.ng.offer(
+                self.call_id,
+                from_leg,
+                neutralize(sdp),
+                flags=OFFER_FLAGS,
+                replace=REPLACE,
+                extra=extra,
+            )
+        except (NgError, NgTimeout) as exc:
+            raise MediaError(f"offer: {exc}") from exc
         return neutralize(out)
 
     async def answer(self, sdp: bytes, *, from_leg: str) -> bytes:
-        out = await self.ng.answer(
-            self.call_id,
-            _other(from_leg),
-            from_leg,
-            neutralize(sdp),
-            flags=OFFER_FLAGS,
-            replace=REPLACE,
-        )
+        try:
+            out = await self.ng.answer(
+                self.call_id,
+                _other(from_leg),
+                from_leg,
+                neutralize(sdp),
+                flags=OFFER_FLAGS,
+                replace=REPLACE,
+            )
+        except (NgError, NgTimeout) as exc:
+            raise MediaError(f"answer: {exc}") from exc
         return neutralize(out)
 
     async def close(self) -> None:
