@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -81,3 +82,5 @@ class CallPlane:
             close()
         if self.rtpengine is not None:
             await self.rtpengine.stop()
+            # Its generated config and log; recordings live under VEIL_RECORDINGS_DIR.
+            shutil.rmtree(self.rtpengine.config.workdir, ignore_errors=True)
