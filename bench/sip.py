@@ -10,7 +10,7 @@ Three measurements, each against the same SIPp load run directly caller -> calle
   by session, build leg B). Veil's share is the difference at the same percentile;
 - concurrency: 10,000 established calls held at once; Veil's resident memory per call.
 
-Usage: python bench/sip.py [--rate 500] [--calls 10000] [--concurrent 10000]
+Usage: python bench/sip.py [--rate 500] [--calls 10000] [--concurrent 10000] [--media auto]
 Needs SIPp (Debian ``sip-tester``). Every SIPp run is bounded in calls and time.
 """
 
@@ -240,6 +240,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=10000, help="calls in the rate run")
     parser.add_argument("--concurrent", type=int, default=10000, help="calls held at once")
     parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
+    parser.add_argument(
+        "--media", default="off", choices=["off", "auto"], help="auto: anchor calls in rtpengine"
+    )
     args = parser.parse_args()
     sessions_needed = max(args.calls, args.concurrent, 2000)
     with ExitStack() as stack:
@@ -250,7 +253,13 @@ def main() -> None:
         inf = injection(workdir / "calls.csv", pairs)
         uas_port = free_sip_port()
         server = stack.enter_context(
-            veil_server(url, workdir, VEIL_TRUNK_OUTBOUND=f"sip:127.0.0.1:{uas_port}")
+            veil_server(
+                url,
+                workdir,
+                VEIL_TRUNK_OUTBOUND=f"sip:127.0.0.1:{uas_port}",
+                VEIL_MEDIA=args.media,
+                VEIL_RECORDINGS_DIR=str(workdir / "recordings"),
+            )
         )
         pid = server.process.pid
         veil = server.sip_port

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from tests.calls.conftest import Plane
 from tests.calls.sipp import Sipp, run
+from veil.calls.plane import RTP_PORTS as RTP_PORT_RANGE
 
-RTP_PORTS = range(30000, 40000)  # veil.calls.plane.RTP_PORTS
+RTP_PORTS = range(RTP_PORT_RANGE[0], RTP_PORT_RANGE[1] + 1)
 
 
 def media_of(body: bytes) -> tuple[str, int]:

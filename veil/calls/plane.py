@@ -20,7 +20,9 @@ from veil.service.context import ServiceContext
 
 log = logging.getLogger("veil.calls")
 
-RTP_PORTS = (30000, 39999)  # rtpengine's media ports when Veil runs it
+# rtpengine's media ports when Veil runs it: four per anchored call (RTP and RTCP on
+# both sides), so 40,000 ports carry 10,000 calls at once.
+RTP_PORTS = (20000, 59999)
 
 
 class CallPlane:

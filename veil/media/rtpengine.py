@@ -56,8 +56,9 @@ class RtpengineConfig:
                 "log-level = 5",
                 f"port-min = {self.port_min}",
                 f"port-max = {self.port_max}",
-                "timeout = 60",
-                "silent-timeout = 3600",
+                # Veil ends every call it anchors (and call_time_limit caps them at a
+                # day): rtpengine must not drop a held call whose RTP stopped.
+                "timeout = 86400",
                 f"recording-dir = {self.recording_dir}",
                 "recording-method = pcap",
                 f"dtmf-log-dest = 127.0.0.1:{self.dtmf_port}",
