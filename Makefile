@@ -21,12 +21,14 @@ run: $(STAMP)
 	$(BIN)/veil serve
 
 # Debian packages the tests drive: SIPp plays the SIP trunk and the phones; rtpengine
-# carries the media (Veil starts its own, userspace only).
+# carries the media (Veil starts its own, userspace only); lame encodes MP3 recordings.
 system-deps:
 	command -v sipp >/dev/null || $(APT_INSTALL) sip-tester \
 		|| ($(SUDO) apt-get update && $(APT_INSTALL) sip-tester)
 	command -v rtpengine >/dev/null || $(APT_INSTALL) rtpengine-daemon \
 		|| ($(SUDO) apt-get update && $(APT_INSTALL) rtpengine-daemon)
+	command -v lame >/dev/null || $(APT_INSTALL) lame \
+		|| ($(SUDO) apt-get update && $(APT_INSTALL) lame)
 
 # Set up, then lint, type-check and run the tests (SQLite and the PostgreSQL on 127.0.0.1:5432).
 test: $(STAMP) system-deps lint typecheck pytest

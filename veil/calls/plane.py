@@ -21,8 +21,8 @@ from veil.service.context import ServiceContext
 log = logging.getLogger("veil.calls")
 
 # rtpengine's media ports when Veil runs it: four per anchored call (RTP and RTCP on
-# both sides), so 40,000 ports carry 10,000 calls at once.
-RTP_PORTS = (20000, 59999)
+# both sides), so 50,000 ports carry 12,500 calls at once (40,000 ran out at ~9,700).
+RTP_PORTS = (10000, 59999)
 
 
 class CallPlane:
