@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     trunk_password: str | None = None
     trunk_allow: str = "127.0.0.1/32"
     media: str = "auto"
+    media_ports: str = "10000-59999"  # rtpengine's UDP range with VEIL_MEDIA=auto
     recordings_dir: Path = Path("./recordings")
     log_level: str = "info"
 
@@ -101,6 +102,20 @@ class Settings(BaseSettings):
         if value not in ("auto", "off") and not value.startswith("udp:"):
             raise ValueError("VEIL_MEDIA must be auto, off or udp:host:port[,...]")
         return value
+
+    @field_validator("media_ports")
+    @classmethod
+    def _media_ports(cls, value: str) -> str:
+        low, _, high = value.partition("-")
+        if not (low.isdigit() and high.isdigit() and 1024 <= int(low) < int(high) <= 65535):
+            raise ValueError(
+                "VEIL_MEDIA_PORTS must be LOW-HIGH within 1024-65535, e.g. 10000-59999"
+            )
+        return value
+
+    def media_port_range(self) -> tuple[int, int]:
+        low, _, high = self.media_ports.partition("-")
+        return int(low), int(high)
 
     @classmethod
     def settings_customise_sources(

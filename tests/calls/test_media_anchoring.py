@@ -17,9 +17,8 @@ from pathlib import Path
 
 from tests.calls.conftest import Plane
 from tests.calls.sipp import Sipp, run
-from veil.calls.plane import RTP_PORTS as RTP_PORT_RANGE
 
-RTP_PORTS = range(RTP_PORT_RANGE[0], RTP_PORT_RANGE[1] + 1)
+RTP_PORTS = range(10000, 60000)  # VEIL_MEDIA_PORTS' default
 
 
 def media_of(body: bytes) -> tuple[str, int]:

@@ -20,10 +20,6 @@ from veil.service.context import ServiceContext
 
 log = logging.getLogger("veil.calls")
 
-# rtpengine's media ports when Veil runs it: four per anchored call (RTP and RTCP on
-# both sides), so 50,000 ports carry 12,500 calls at once (40,000 ran out at ~9,700).
-RTP_PORTS = (10000, 59999)
-
 
 class CallPlane:
     def __init__(self, settings: Settings, ctx: ServiceContext) -> None:
@@ -66,8 +62,8 @@ class CallPlane:
             interface=host,
             ng_port=free_udp_port("127.0.0.1"),
             dtmf_port=free_udp_port("127.0.0.1"),
-            port_min=RTP_PORTS[0],
-            port_max=RTP_PORTS[1],
+            port_min=self.settings.media_port_range()[0],
+            port_max=self.settings.media_port_range()[1],
             recording_dir=self.settings.recordings_dir.resolve() / "spool",
             workdir=workdir,
         )
