@@ -39,7 +39,14 @@ def database_url(
 
 @pytest.fixture(scope="session")
 def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with veil_server(database_url, tmp_path_factory.mktemp("server")) as running:
+    # With its own rtpengine: sessions that record, ask PINs or play URLs need media.
+    workdir = tmp_path_factory.mktemp("server")
+    with veil_server(
+        database_url,
+        workdir,
+        VEIL_MEDIA="auto",
+        VEIL_RECORDINGS_DIR=str(workdir / "recordings"),
+    ) as running:
         yield running
 
 

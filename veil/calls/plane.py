@@ -47,6 +47,7 @@ class CallPlane:
         mode = self.settings.media
         if mode == "off":
             log.info("media: off (SDP passed through, RTP flows end to end)")
+            self.ctx.media.available = False
             return PassThrough()
         if mode.startswith("udp:"):
             pool = await NgPool.connect(mode)
@@ -56,6 +57,7 @@ class CallPlane:
         binary = find_binary()
         if binary is None:
             log.warning("media: rtpengine is not installed; SDP passed through (VEIL_MEDIA=auto)")
+            self.ctx.media.available = False
             return PassThrough()
         workdir = Path(tempfile.mkdtemp(prefix="veil-rtpengine-"))
         config = RtpengineConfig(

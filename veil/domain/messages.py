@@ -14,6 +14,11 @@ SESSION_EXPIRED = "Session expired"
 # Documented by Plivo.
 ALREADY_EXPIRED = "Session already expired."
 POOL_EXHAUSTED = "Number pool exhausted or not available."
+# Veil's own (Plivo always has media): a node without a media engine refuses what needs one.
+MEDIA_OFF = (
+    "Invalid parameter. record, PIN authentication and play URLs need media, which is off "
+    "on this server (VEIL_MEDIA=off or rtpengine not installed)."
+)
 RECORD_FILE_FORMAT = "Invalid parameter. record_file_format allowed values are mp3 or wav."
 INTERNAL_ERROR = "Internal server error."
 

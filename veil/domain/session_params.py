@@ -342,3 +342,21 @@ __all__ = [
     "parse_create",
     "parse_update",
 ]
+
+
+# The settings that only work with a media engine (recording, prompts, PIN entry).
+MEDIA_FIELDS = (
+    "record",
+    "is_pin_authentication_required",
+    "first_party_play_url",
+    "second_party_play_url",
+    "unknown_caller_play",
+)
+
+
+def needs_media(values: object) -> bool:
+    """Whether settings (a ``SessionSettings`` or a mapping of changed fields) ask for
+    something only a media engine can do."""
+    if isinstance(values, dict):
+        return any(values.get(name) for name in MEDIA_FIELDS)
+    return any(getattr(values, name, None) for name in MEDIA_FIELDS)

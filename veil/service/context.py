@@ -10,6 +10,14 @@ from veil.domain.session import Session
 from veil.store.db import Database
 
 
+@dataclass(slots=True)
+class MediaState:
+    """Whether this process can record, play and collect digits; the call plane sets
+    it at startup (``VEIL_MEDIA=off``, or no rtpengine installed: False)."""
+
+    available: bool = True
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceContext:
     db: Database
@@ -17,3 +25,4 @@ class ServiceContext:
     # Called with each new session that asks Veil to call its first party
     # (``initiate_call_to_first_party``); the call plane registers itself here.
     originate: list[Callable[[Session], None]] = field(default_factory=list)
+    media: MediaState = field(default_factory=MediaState)

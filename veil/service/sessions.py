@@ -25,6 +25,7 @@ from veil.domain.session_params import (
     SessionRequest,
     SessionSettings,
     SessionUpdate,
+    needs_media,
 )
 from veil.service import accounts
 from veil.service.context import ServiceContext
@@ -50,6 +51,8 @@ async def create_session(
 ) -> Session:
     """Allocate a virtual number and store the session; ``InvalidRequest`` with Plivo's
     "Number pool exhausted or not available." when no number satisfies the rules."""
+    if not ctx.media.available and needs_media(request.settings):
+        raise InvalidRequest(messages.MEDIA_OFF)
     owner = await accounts.acting_as(ctx, principal, request.subaccount, enabled_only=True)
     for _ in range(MAX_ALLOCATION_ATTEMPTS):
         try:
@@ -212,6 +215,8 @@ async def update_session(
                 raise InvalidRequest(messages.immutable(name))
 
         values: dict[str, object] = dict(update.settings)
+        if not ctx.media.available and needs_media(values):
+            raise InvalidRequest(messages.MEDIA_OFF)
         for name, other in (("first_party", "second_party"), ("second_party", "first_party")):
             new = getattr(update, name)
             old = getattr(session, name)
