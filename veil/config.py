@@ -17,6 +17,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from veil.sip.endpoint import is_ip
+from veil.sip.grammar import parse_uri
+
 
 def split_host_port(value: str) -> tuple[str, int]:
     """``127.0.0.1:8000`` or ``[::1]:8000`` to (host, port)."""
@@ -62,9 +65,6 @@ class Settings(BaseSettings):
     @classmethod
     def _trunk(cls, value: str | None) -> str | None:
         if value:
-            from veil.sip.endpoint import is_ip
-            from veil.sip.grammar import parse_uri
-
             uri = parse_uri(value)  # raises ParseError (a ValueError) with the reason
             if not is_ip(uri.host.strip("[]")):
                 raise ValueError("VEIL_TRUNK_OUTBOUND needs an IP address, e.g. sip:10.0.0.5:5060")

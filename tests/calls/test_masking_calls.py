@@ -63,6 +63,11 @@ def assert_masked(result: SippResult, *, hidden: str, virtual: str, check_from: 
             assert re.search(rb"^o=- ", message.body, re.M)
 
 
+def numbers(session: dict[str, Any]) -> tuple[str, str, str]:
+    """The virtual number, then the first party (the caller) and the second."""
+    return session["virtual_number"], session["first_party"], session["second_party"]
+
+
 def call_ok(a: SippResult, b: SippResult) -> None:
     a.assert_ok()
     b.assert_ok()
@@ -113,11 +118,7 @@ def test_a_party_calls_the_other_through_the_virtual_number(plane: Plane, role: 
 
 def test_the_same_call_over_tcp(tcp_plane: Plane) -> None:
     session = tcp_plane.session()
-    virtual, caller, callee = (
-        session["virtual_number"],
-        session["first_party"],
-        session["second_party"],
-    )
+    virtual, caller, callee = numbers(session)
     a, b = tcp_plane.call(
         "caller_hangs_up", "callee_answers", caller=caller, callee=callee, virtual=virtual
     )
@@ -129,11 +130,7 @@ def test_the_same_call_over_tcp(tcp_plane: Plane) -> None:
 
 def test_the_same_call_on_postgresql(postgres_plane: Plane) -> None:
     session = postgres_plane.session()
-    virtual, caller, callee = (
-        session["virtual_number"],
-        session["first_party"],
-        session["second_party"],
-    )
+    virtual, caller, callee = numbers(session)
     a, b = postgres_plane.call(
         "caller_hangs_up", "callee_answers", caller=caller, callee=callee, virtual=virtual
     )
@@ -145,11 +142,7 @@ def test_the_same_call_on_postgresql(postgres_plane: Plane) -> None:
 
 def test_early_media_is_relayed_without_the_callee_identity(plane: Plane) -> None:
     session = plane.session()
-    virtual, caller, callee = (
-        session["virtual_number"],
-        session["first_party"],
-        session["second_party"],
-    )
+    virtual, caller, callee = numbers(session)
     a, b = plane.call(
         "caller_hangs_up", "callee_early_media", caller=caller, callee=callee, virtual=virtual
     )
@@ -172,11 +165,7 @@ def test_a_failed_leg_gives_the_caller_the_right_final_response(
     plane: Plane, scenario: str, status: int, leg_status: str
 ) -> None:
     session = plane.session()
-    virtual, caller, callee = (
-        session["virtual_number"],
-        session["first_party"],
-        session["second_party"],
-    )
+    virtual, caller, callee = numbers(session)
     a, b = plane.call(
         "caller_expects_failure",
         scenario,
@@ -198,11 +187,7 @@ def test_a_failed_leg_gives_the_caller_the_right_final_response(
 def test_ring_timeout_cancels_the_callee_and_fails_the_caller_with_480(plane: Plane) -> None:
     session = plane.session()
     plane.set_session(session["session_uuid"], ring_timeout=1)
-    virtual, caller, callee = (
-        session["virtual_number"],
-        session["first_party"],
-        session["second_party"],
-    )
+    virtual, caller, callee = numbers(session)
     a, b = plane.call(
         "caller_expects_failure",
         "callee_no_answer",
@@ -221,11 +206,7 @@ def test_ring_timeout_cancels_the_callee_and_fails_the_caller_with_480(plane: Pl
 
 def test_the_caller_cancels_while_the_callee_rings(plane: Plane) -> None:
     session = plane.session()
-    virtual, caller, callee = (
-        session["virtual_number"],
-        session["first_party"],
-        session["second_party"],
-    )
+    virtual, caller, callee = numbers(session)
     a, b = plane.call(
         "caller_cancels", "callee_no_answer", caller=caller, callee=callee, virtual=virtual
     )
@@ -240,11 +221,7 @@ def test_the_caller_cancels_while_the_callee_rings(plane: Plane) -> None:
 def test_call_time_limit_hangs_up_both_parties(plane: Plane) -> None:
     session = plane.session()
     plane.set_session(session["session_uuid"], call_time_limit=1)
-    virtual, caller, callee = (
-        session["virtual_number"],
-        session["first_party"],
-        session["second_party"],
-    )
+    virtual, caller, callee = numbers(session)
     a, b = plane.call(
         "caller_gets_bye", "callee_gets_bye", caller=caller, callee=callee, virtual=virtual
     )
@@ -272,11 +249,7 @@ def test_the_callee_hangs_up(plane: Plane) -> None:
 
 def test_a_reinvite_for_hold_is_relayed(plane: Plane) -> None:
     session = plane.session()
-    virtual, caller, callee = (
-        session["virtual_number"],
-        session["first_party"],
-        session["second_party"],
-    )
+    virtual, caller, callee = numbers(session)
     a, b = plane.call(
         "caller_reinvite",
         "callee_receives_reinvite",
@@ -293,11 +266,7 @@ def test_a_reinvite_for_hold_is_relayed(plane: Plane) -> None:
 
 def test_info_dtmf_is_relayed(plane: Plane) -> None:
     session = plane.session()
-    virtual, caller, callee = (
-        session["virtual_number"],
-        session["first_party"],
-        session["second_party"],
-    )
+    virtual, caller, callee = numbers(session)
     a, b = plane.call(
         "caller_info", "callee_receives_info", caller=caller, callee=callee, virtual=virtual
     )
@@ -309,11 +278,7 @@ def test_info_dtmf_is_relayed(plane: Plane) -> None:
 
 def test_a_late_offer_from_the_trunk_is_bridged(plane: Plane) -> None:
     session = plane.session()
-    virtual, caller, callee = (
-        session["virtual_number"],
-        session["first_party"],
-        session["second_party"],
-    )
+    virtual, caller, callee = numbers(session)
     a, b = plane.call(
         "caller_late_offer", "callee_late_offer", caller=caller, callee=callee, virtual=virtual
     )
@@ -363,11 +328,7 @@ def test_the_outbound_trunk_digest_challenge_is_answered(
     auth_plane: Plane, scenario: str, status: int
 ) -> None:
     session = auth_plane.session()
-    virtual, caller, callee = (
-        session["virtual_number"],
-        session["first_party"],
-        session["second_party"],
-    )
+    virtual, caller, callee = numbers(session)
     a, b = auth_plane.call(
         "caller_hangs_up",
         scenario,

@@ -28,12 +28,12 @@ from veil.domain.calls import (
     billed_seconds,
     hangup_cause_for,
     leg_status_for,
-    normalize_number,
     party_event,
     relay_status,
     route_inbound,
 )
 from veil.domain.events import SessionEvent
+from veil.domain.phone import normalize_number
 from veil.domain.session import Session, Status
 from veil.domain.session_params import CALL_TIME_LIMIT, Profile, SessionSettings
 

@@ -14,11 +14,11 @@ from veil.calls.call import ALLOW, Call, Side
 from veil.calls.media import MediaEngine
 from veil.service.context import ServiceContext
 from veil.sip import digest
-from veil.sip.dialog import Dialog, new_tag
+from veil.sip.dialog import Dialog
 from veil.sip.endpoint import SipEndpoint
 from veil.sip.errors import ParseError
 from veil.sip.grammar import SipUri, parse_uri
-from veil.sip.message import Request, Response, response_to
+from veil.sip.message import Request, Response
 from veil.sip.transaction import ServerTransaction, Target
 
 log = logging.getLogger("veil.calls")
@@ -170,16 +170,11 @@ class B2bua:
             if cancelled is not None and not cancelled.a_final_sent:
                 cancelled.on_cancel()
         elif method == "OPTIONS":
-            response = response_to(request, 200, "OK", to_tag=new_tag())
-            response.headers.add("Allow", ALLOW)
-            response.headers.add("Accept", "application/sdp")
-            tx.respond(response)
+            tx.reply(200, headers=[("Allow", ALLOW), ("Accept", "application/sdp")])
         elif method in ("BYE", "INFO", "UPDATE", "ACK"):
             tx.reply(481)
         else:
-            response = response_to(request, 405, "Method Not Allowed", to_tag=new_tag())
-            response.headers.add("Allow", ALLOW)
-            tx.respond(response)
+            tx.reply(405, headers=[("Allow", ALLOW)])
 
     def _in_dialog(self, request: Request, tx: ServerTransaction) -> None:
         found = self.dialogs.get((request.call_id, request.to.tag or ""))

@@ -24,7 +24,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from veil.calls.media import MediaError, MediaSession
 from veil.domain.calls import (
+    MEDIA_UNAVAILABLE,
+    NO_TRUNK,
+    NOT_A_VIRTUAL_NUMBER,
     RELAYED_CONTENT_TYPES,
+    RING_TIMEOUT,
     Bridge,
     HangupCause,
     LegEvent,
@@ -33,16 +37,16 @@ from veil.domain.calls import (
     Role,
     hangup_cause_for,
     leg_status_for,
-    normalize_number,
     relay_status,
 )
 from veil.domain.ids import new_uuid
+from veil.domain.phone import normalize_number
 from veil.service import calls as call_service
 from veil.sip.dialog import Dialog, new_call_id, new_tag
 from veil.sip.endpoint import target_for
 from veil.sip.errors import ParseError
 from veil.sip.grammar import SipUri, parse_address
-from veil.sip.message import Headers, Request, Response, reason_for, response_to
+from veil.sip.message import Headers, Request, Response
 from veil.sip.transaction import ClientInvite, ServerTransaction, Target
 
 if TYPE_CHECKING:
@@ -52,6 +56,7 @@ log = logging.getLogger("veil.calls")
 T = TypeVar("T")
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
+SERVER = ("Server", "Veil")
 
 
 class Side(enum.Enum):
@@ -175,7 +180,7 @@ class Call:
             raise
         except MediaError as exc:
             log.warning("call failed: media engine: %s", exc)
-            self._abort(503, "Media engine unavailable")
+            self._abort(MEDIA_UNAVAILABLE)
         except Exception:
             log.exception("call failed")
             self._abort()
@@ -215,18 +220,18 @@ class Call:
         caller = self._caller_number(invite)
         decision: Bridge | Reject
         if called is None:
-            decision = Reject(404, "Not a virtual number")
+            decision = NOT_A_VIRTUAL_NUMBER
         else:
             decision = await call_service.route_call(self.b2bua.ctx, called, caller)
         if self.cancelled:
             self.phase = Phase.ENDED
             return
         if isinstance(decision, Reject):
-            self._reply_a(decision.status, reason_header=decision.reason)
+            self._refuse(decision)
             self.phase = Phase.ENDED
             return
         if self.b2bua.settings.trunk is None:
-            self._reply_a(503, reason_header="No outbound trunk configured")
+            self._refuse(NO_TRUNK)
             self.phase = Phase.ENDED
             return
         now = self.b2bua.ctx.clock.now()
@@ -431,7 +436,7 @@ class Call:
             interaction.statuses[interaction.caller_role.other] = LegStatus.NO_ANSWER
             interaction.statuses[interaction.caller_role] = LegStatus.FAILED
             interaction.hangup_cause = HangupCause.RING_TIMEOUT
-        self._reply_a(480, reason_header="Ring timeout")
+        self._refuse(RING_TIMEOUT)
         self._cancel_b()
 
     def _time_limit(self) -> None:
@@ -653,6 +658,10 @@ class Call:
             self.a_final_sent = True
         self._reply(self.a_tx, status, reason, body=body, extra=extra, to_tag=self.a_tag)
 
+    def _refuse(self, refusal: Reject) -> None:
+        """Leg A's final response, with a Reason header saying why (RFC 3326)."""
+        self._reply_a(refusal.status, reason_header=refusal.reason)
+
     def _reply(
         self,
         tx: ServerTransaction,
@@ -663,12 +672,7 @@ class Call:
         extra: list[tuple[str, str]] | None = None,
         to_tag: str | None = None,
     ) -> None:
-        response = response_to(tx.request, status, reason or reason_for(status), to_tag=to_tag)
-        for name, value in extra or ():
-            response.headers.add(name, value)
-        response.headers.add("Server", "Veil")
-        response.body = body
-        tx.respond(response)
+        tx.reply(status, reason, to_tag=to_tag, headers=[*(extra or ()), SERVER], body=body)
 
     def _send_ack(self, side: Side, cseq: int, body: bytes = b"") -> None:
         leg = self._leg(side)
@@ -682,13 +686,15 @@ class Call:
             invite = None
         self.b2bua.endpoint.send_ack(ack, leg.target, invite)
 
-    def _ack_and_bye(self, response: Response) -> None:
-        """A 2xx we no longer want (a fork, or after CANCEL): ACK it, then BYE it."""
-        if self.b_request is None:
+    def _ack_and_bye(self, response: Response, side: Side = Side.B) -> None:
+        """A 2xx we no longer want (a fork, or after CANCEL) to our INVITE on ``side``:
+        ACK it, then BYE it."""
+        invite = self._leg(side).invite_tx
+        if invite is None:
             return
-        dialog = Dialog.as_uac(self.b_request, response)
-        target = self._target_of(dialog, self.b.transport)
-        ack = dialog.request("ACK", cseq=self.b_request.cseq[0])
+        dialog = Dialog.as_uac(invite.request, response)
+        target = self._target_of(dialog, self._leg(side).transport)
+        ack = dialog.request("ACK", cseq=invite.request.cseq[0])
         self.b2bua.endpoint.send_ack(ack, target)
         bye = dialog.request("BYE")
         self.b2bua.endpoint.request(bye, target, lambda _r: None, lambda _e: None)
@@ -726,12 +732,14 @@ class Call:
             )
         self._record(self.media.close)
 
-    def _abort(self, status: int = 500, reason: str | None = None) -> None:
+    def _abort(self, refusal: Reject | None = None) -> None:
         """After an unexpected error: leave no leg hanging."""
         if self.interaction is not None:
             self.interaction.hangup_cause = HangupCause.FAILED
-        if not self.a_final_sent:
-            self._reply_a(status, reason_header=reason)
+        if refusal is not None:
+            self._refuse(refusal)
+        else:
+            self._reply_a(500)
         if self.phase is Phase.UP:
             self._bye(Side.A)
             self._bye(Side.B)

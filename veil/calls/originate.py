@@ -87,12 +87,12 @@ class OutboundCall(Call):
             if response.to.tag == self.a.dialog.remote_tag:
                 self._send_ack(Side.A, self.first_request.cseq[0], self._hold_body(response))
             else:
-                self._ack_and_bye_first(response)  # another fork answered too
+                self._ack_and_bye(response, Side.A)  # another fork answered too
             return
         if self.phase in (Phase.ENDING, Phase.ENDED) or self.b_request is not None:
             if 200 <= status < 300:
                 # Party one answered as our CANCEL went out: no 487 will come now.
-                self._ack_and_bye_first(response)
+                self._ack_and_bye(response, Side.A)
                 self._finish()
             elif status >= 300 and self.b_request is None:
                 self._finish()
@@ -143,13 +143,6 @@ class OutboundCall(Call):
             self._first_failed(408 if reason == "timeout" else 503)
         elif self.phase is Phase.ENDING:
             self._finish()
-
-    def _ack_and_bye_first(self, response: Response) -> None:
-        assert self.first_request is not None
-        dialog = Dialog.as_uac(self.first_request, response)
-        target = self._target_of(dialog, self.a.transport)
-        self.b2bua.endpoint.send_ack(dialog.request("ACK", cseq=self.first_request.cseq[0]), target)
-        self.b2bua.endpoint.request(dialog.request("BYE"), target, _ignore, _ignore)
 
     # -- party two
     def _dial_second(self) -> None:
@@ -284,10 +277,6 @@ class OutboundCall(Call):
         interaction.statuses[Role.SECOND] = LegStatus.NO_ANSWER
         self._bye(Side.A)
         self._cancel_b()
-
-
-def _ignore(_value: object) -> None:
-    return None
 
 
 def originate(b2bua: B2bua, session: Session) -> None:

@@ -60,12 +60,13 @@ class CallPlane:
             self.ctx.media.available = False
             return PassThrough()
         workdir = Path(tempfile.mkdtemp(prefix="veil-rtpengine-"))
+        port_min, port_max = self.settings.media_port_range()
         config = RtpengineConfig(
             interface=host,
             ng_port=free_udp_port("127.0.0.1"),
             dtmf_port=free_udp_port("127.0.0.1"),
-            port_min=self.settings.media_port_range()[0],
-            port_max=self.settings.media_port_range()[1],
+            port_min=port_min,
+            port_max=port_max,
             recording_dir=self.settings.recordings_dir.resolve() / "spool",
             workdir=workdir,
         )

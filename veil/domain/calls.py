@@ -8,29 +8,11 @@ from __future__ import annotations
 
 import enum
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from veil.domain.events import SessionEvent
 from veil.domain.session import Session, Status
-
-_DIGITS = re.compile(r"\+?[0-9]{6,15}")
-
-
-def normalize_number(user: str | None) -> str | None:
-    """A SIP user part as E.164 with ``+`` (``14155550100``, ``+1-415-555-0100``), or
-    None when it is not a phone number (``anonymous``, empty)."""
-    if not user:
-        return None
-    # Telephone-subscriber parameters (``;npdi``, ``;rn=``, ``;cpc=``) follow the number.
-    user = user.split(";", 1)[0]
-    text = re.sub(r"[\s\-().]|%2[bB]", lambda m: "+" if m.group(0).lower() == "%2b" else "", user)
-    if text.startswith("00"):
-        text = "+" + text[2:]
-    if not _DIGITS.fullmatch(text):
-        return None
-    return "+" + text.lstrip("+")
 
 
 class Role(enum.StrEnum):
@@ -61,6 +43,9 @@ class Reject:
 
 
 NOT_A_VIRTUAL_NUMBER = Reject(404, "Not a virtual number")
+NO_TRUNK = Reject(503, "No outbound trunk configured")
+MEDIA_UNAVAILABLE = Reject(503, "Media engine unavailable")
+RING_TIMEOUT = Reject(480, "Ring timeout")
 NO_ACTIVE_SESSION = Reject(404, "No active session on this number")
 UNKNOWN_CALLER = Reject(403, "Caller is not a party of the session")
 PIN_NEEDS_MEDIA = Reject(403, "PIN authentication is not available")

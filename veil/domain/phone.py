@@ -39,12 +39,29 @@ def parse_e164(raw: object) -> E164 | None:
     """
     if isinstance(raw, bool) or not isinstance(raw, str | int):
         return None
-    text = _SEPARATORS.sub("", str(raw))
+    digits = _digits(str(raw))
+    return _parse_digits(digits) if digits else None
+
+
+def _digits(text: str) -> str | None:
+    """The digits of a number as people and SIP trunks write it (separators, ``+`` or
+    ``00``), or None when it is not 6 to 15 digits."""
+    text = _SEPARATORS.sub("", text)
     if text.startswith("00"):
         text = "+" + text[2:]
-    if not _DIGITS.fullmatch(text):
+    return text.lstrip("+") if _DIGITS.fullmatch(text) else None
+
+
+def normalize_number(user: str | None) -> str | None:
+    """A SIP user part as E.164 with ``+`` (``14155550100``, ``+1-415-555-0100``), or
+    None when it is not a phone number (``anonymous``, empty). Not validated against
+    libphonenumber: a caller from any country must still be recognised as a party."""
+    if not user:
         return None
-    return _parse_digits(text.lstrip("+"))
+    # Telephone-subscriber parameters (``;npdi``, ``;rn=``, ``;cpc=``) follow the number.
+    user = user.split(";", 1)[0].replace("%2B", "+").replace("%2b", "+")
+    digits = _digits(user)
+    return "+" + digits if digits else None
 
 
 @lru_cache(maxsize=65536)

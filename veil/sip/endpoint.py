@@ -235,9 +235,7 @@ class SipEndpoint:
         ]
         if required and request.method != "CANCEL":
             # 8.2.2.3: an extension the request requires and Veil lacks.
-            response = response_to(request, 420, reason_for(420), to_tag=tx.tag)
-            response.headers.add("Unsupported", ", ".join(required))
-            tx.respond(response)
+            tx.reply(420, headers=[("Unsupported", ", ".join(required))])
             return
         max_forwards = request.headers.get("Max-Forwards")
         if max_forwards is not None and int(max_forwards) == 0 and request.method != "OPTIONS":

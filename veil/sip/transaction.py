@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from veil.sip.message import Headers, Request, Response, reason_for, response_to
@@ -317,17 +317,22 @@ class ClientInvite(ClientTransaction):
 
     def _ack_for(self, response: Response) -> Request:
         """17.1.1.3: the ACK for a non-2xx final response is part of this transaction."""
+        return self._sibling("ACK", response.headers.get("To") or "")
+
+    def _sibling(self, method: str, to: str) -> Request:
+        """The ACK or CANCEL of this INVITE (9.1, 17.1.1.3): its Request-URI, top Via
+        (so its branch), Route, From, Call-ID and CSeq number."""
         request = self.request
         headers = Headers()
-        headers.add("Via", request.headers.raw_values("Via")[0].split(",")[0])
+        headers.add("Via", request.headers.values("Via")[0])
         for route in request.headers.raw_values("Route"):
             headers.add("Route", route)
         headers.add("Max-Forwards", "70")
         headers.add("From", request.headers.get("From") or "")
-        headers.add("To", response.headers.get("To") or "")
+        headers.add("To", to)
         headers.add("Call-ID", request.call_id)
-        headers.add("CSeq", f"{request.cseq[0]} ACK")
-        return Request(headers, b"", "ACK", request.uri)
+        headers.add("CSeq", f"{request.cseq[0]} {method}")
+        return Request(headers, b"", method, request.uri)
 
     def cancel(self, reason: str | None = None) -> None:
         """Send CANCEL (9.1): not before a provisional response arrived, and not after a
@@ -342,19 +347,9 @@ class ClientInvite(ClientTransaction):
 
     def _send_cancel(self) -> None:
         self._cancel_pending = False
-        request = self.request
-        headers = Headers()
-        headers.add("Via", request.headers.raw_values("Via")[0].split(",")[0])
-        for route in request.headers.raw_values("Route"):
-            headers.add("Route", route)
-        headers.add("Max-Forwards", "70")
-        headers.add("From", request.headers.get("From") or "")
-        headers.add("To", request.headers.get("To") or "")
-        headers.add("Call-ID", request.call_id)
-        headers.add("CSeq", f"{request.cseq[0]} CANCEL")
+        self._cancel = self._sibling("CANCEL", self.request.headers.get("To") or "")
         if self._cancel_reason:
-            headers.add("Reason", self._cancel_reason)
-        self._cancel = Request(headers, b"", "CANCEL", request.uri)
+            self._cancel.headers.add("Reason", self._cancel_reason)
         self.layer.request(self._cancel, self.target, lambda _r: None, lambda _e: None)
         # If the far end never answers the INVITE after CANCEL, give up (RFC 3261 9.1:
         # "the client SHOULD wait 64*T1 ... then consider the transaction terminated").
@@ -417,13 +412,22 @@ class ServerTransaction(Transaction):
         raise NotImplementedError
 
     def reply(
-        self, status: int, reason: str | None = None, *, to_tag: str | None = None
+        self,
+        status: int,
+        reason: str | None = None,
+        *,
+        to_tag: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
     ) -> Response:
-        """Build and send a response with the request's mandatory headers; a request
-        without a To tag gets this transaction's own (8.2.6.2)."""
+        """Build and send a response with the request's mandatory headers (8.2.6.2), a
+        request without a To tag getting this transaction's own, then ``headers``."""
         response = response_to(
             self.request, status, reason or reason_for(status), to_tag=to_tag or self.tag
         )
+        for name, value in headers:
+            response.headers.add(name, value)
+        response.body = body
         self.respond(response)
         return response
 
