@@ -21,7 +21,8 @@ run: $(STAMP)
 	$(BIN)/veil serve
 
 # Debian packages the tests drive: SIPp plays the SIP trunk and the phones; rtpengine
-# carries the media (Veil starts its own, userspace only); lame encodes MP3 recordings.
+# carries the media (Veil starts its own, userspace only); lame encodes MP3 recordings; sox
+# turns prompt URLs into 8 kHz WAVs, reading mp3 only with libsox-fmt-mp3 (hence the grep).
 system-deps:
 	command -v sipp >/dev/null || $(APT_INSTALL) sip-tester \
 		|| ($(SUDO) apt-get update && $(APT_INSTALL) sip-tester)
@@ -29,6 +30,8 @@ system-deps:
 		|| ($(SUDO) apt-get update && $(APT_INSTALL) rtpengine-daemon)
 	command -v lame >/dev/null || $(APT_INSTALL) lame \
 		|| ($(SUDO) apt-get update && $(APT_INSTALL) lame)
+	sox -h 2>/dev/null | grep -qw mp3 || $(APT_INSTALL) sox libsox-fmt-mp3 \
+		|| ($(SUDO) apt-get update && $(APT_INSTALL) sox libsox-fmt-mp3)
 
 # Set up, then lint, type-check and run the tests (SQLite and the PostgreSQL on 127.0.0.1:5432).
 test: $(STAMP) system-deps lint typecheck pytest

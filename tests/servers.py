@@ -80,6 +80,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_sip_port() -> int:
+    """A loopback port free for both UDP and TCP (``free_port`` only checks TCP, and
+    rtpengines hold UDP ports in the same range)."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port for both UDP and TCP")
+
+
 @dataclass
 class Server:
     url: str
@@ -103,7 +117,7 @@ def veil_server(database_url: str, workdir: Path, **env: str) -> Iterator[Server
         VEIL_HTTP_LISTEN=f"127.0.0.1:{port}",
         VEIL_PUBLIC_URL=url,
         VEIL_LOG_LEVEL="warning",
-        VEIL_SIP_LISTEN=f"127.0.0.1:{free_port()}",
+        VEIL_SIP_LISTEN=f"127.0.0.1:{free_sip_port()}",
         # Media through rtpengine only where a test asks for it (tests/media).
         VEIL_MEDIA="off",
     )

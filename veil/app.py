@@ -16,7 +16,7 @@ from starlette.routing import Route
 from veil import __version__
 from veil.api import health
 from veil.api.edge import PlivoEdge
-from veil.api.plivo import accounts, numbers, schemas
+from veil.api.plivo import accounts, numbers, recordings, schemas
 from veil.api.plivo.errors import install_error_handlers
 from veil.api.plivo.sessions import session_router
 from veil.calls.plane import CallPlane
@@ -36,7 +36,7 @@ def build_app(
     """The ASGI application. ``background=False`` leaves the sweeper off (tests drive
     it by hand)."""
     db = Database(settings.database_url)
-    ctx = ServiceContext(db=db, clock=clock or SystemClock())
+    ctx = ServiceContext(db=db, clock=clock or SystemClock(), public_url=settings.public_url)
 
     plane = CallPlane(settings, ctx) if settings.sip_listen != "off" else None
 
@@ -77,6 +77,7 @@ def build_app(
         session_router(Profile.CURRENT),
         session_router(Profile.LEGACY),
         numbers.router,
+        recordings.router,
         accounts.router,
         health.router,
     ]

@@ -42,13 +42,15 @@ class Settings(BaseSettings):
     trunk_allow: str = "127.0.0.1/32"
     media: str = "auto"
     media_ports: str = "10000-59999"  # rtpengine's UDP range with VEIL_MEDIA=auto
+    # Where external rtpengines (VEIL_MEDIA=udp:...) send DTMF: their dtmf-log-dest.
+    media_dtmf_listen: str = "127.0.0.1:22233"
     recordings_dir: Path = Path("./recordings")
     log_level: str = "info"
 
     # Set by load_settings(); not an environment variable.
     config_file: Path | None = None
 
-    @field_validator("http_listen")
+    @field_validator("http_listen", "media_dtmf_listen")
     @classmethod
     def _listen(cls, value: str) -> str:
         split_host_port(value)

@@ -17,8 +17,8 @@ import httpx
 import plivo
 import pytest
 
-from tests.calls.sipp import Sipp, SippResult, Transport, free_sip_port, run
-from tests.servers import Server, database, veil_server
+from tests.calls.sipp import Sipp, SippResult, Transport, run
+from tests.servers import Server, database, free_sip_port, veil_server
 from tests.utils import Admin, LoopThread, party_number, plivo_client
 from veil.domain.accounts import Account
 

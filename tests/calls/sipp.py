@@ -42,7 +42,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -52,7 +51,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Literal, TypedDict, Unpack
 
-from tests.servers import free_port
+from tests.servers import free_sip_port
 
 if TYPE_CHECKING:
     from veil.sip.message import Request, Response
@@ -86,19 +85,6 @@ def sipp_binary() -> str:
     if found is None:
         raise RuntimeError("sipp is not installed (Debian package sip-tester)")
     return found
-
-
-def free_sip_port() -> int:
-    """A loopback port free for both UDP and TCP (``free_port`` only checks TCP)."""
-    for _ in range(50):
-        port = free_port()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            try:
-                udp.bind((LOOPBACK, port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port for both UDP and TCP")
 
 
 def scenario_path(scenario: str | Path) -> Path:

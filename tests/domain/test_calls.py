@@ -19,6 +19,8 @@ from veil.domain.calls import (
     PIN_NEEDS_MEDIA,
     SINGLE_PARTY,
     UNKNOWN_CALLER,
+    Announce,
+    AskPin,
     Bridge,
     HangupCause,
     LegEvent,
@@ -29,6 +31,7 @@ from veil.domain.calls import (
     hangup_cause_for,
     leg_status_for,
     party_event,
+    play_url,
     relay_status,
     route_inbound,
 )
@@ -274,13 +277,41 @@ def test_missing_party_is_no_one(caller: str | None) -> None:
 
 
 @pytest.mark.parametrize("caller", [STRANGER, None])
-def test_pin_session_unknown_caller_needs_media(caller: str | None) -> None:
-    assert route_inbound(caller, [pin_session()], NOW) == PIN_NEEDS_MEDIA
+def test_pin_session_unknown_caller_is_asked_for_a_pin(caller: str | None) -> None:
+    session = pin_session()
+    assert route_inbound(caller, [session], NOW) == AskPin(session, caller)
+
+
+@pytest.mark.parametrize("caller", [STRANGER, None])
+def test_pin_session_without_media_is_refused(caller: str | None) -> None:
+    assert route_inbound(caller, [pin_session()], NOW, media=False) == PIN_NEEDS_MEDIA
 
 
 @pytest.mark.parametrize("caller", [FIRST, SECOND])
-def test_pin_session_forced_pin_needs_media(caller: str) -> None:
-    assert route_inbound(caller, [pin_session(force=True)], NOW) == PIN_NEEDS_MEDIA
+def test_pin_session_forced_pin_asks_known_callers(caller: str) -> None:
+    session = pin_session(force=True)
+    assert route_inbound(caller, [session], NOW) == AskPin(session, caller)
+    assert route_inbound(caller, [session], NOW, media=False) == PIN_NEEDS_MEDIA
+
+
+def test_unknown_caller_hears_the_announcement() -> None:
+    session = make_session(unknown_caller_play="https://example.com/sorry.wav")
+    assert route_inbound(STRANGER, [session], NOW) == Announce(session)
+    # Without a media engine, or without the URL: refused without answering.
+    assert route_inbound(STRANGER, [session], NOW, media=False) == UNKNOWN_CALLER
+    assert route_inbound(STRANGER, [make_session()], NOW) == UNKNOWN_CALLER
+    # A party of the session is bridged as ever.
+    assert isinstance(route_inbound(FIRST, [session], NOW), Bridge)
+
+
+def test_play_url_per_party() -> None:
+    session = make_session(
+        first_party_play_url="https://example.com/1.wav",
+        second_party_play_url="https://example.com/2.wav",
+    )
+    assert play_url(session, Role.FIRST) == "https://example.com/1.wav"
+    assert play_url(session, Role.SECOND) == "https://example.com/2.wav"
+    assert play_url(make_session(), Role.FIRST) == ""
 
 
 @pytest.mark.parametrize(
@@ -290,13 +321,14 @@ def test_pin_session_known_caller_without_force_is_bridged(
     caller: str, role: Role, callee: str
 ) -> None:
     session = pin_session()
-    assert route_inbound(caller, [session], NOW) == Bridge(session, role, caller, callee)
+    decision = route_inbound(caller, [session], NOW)
+    assert decision == Bridge(session, role, caller, callee, authorized_caller=True)
 
 
 def test_unknown_caller_with_one_pin_session_among_several() -> None:
     plain = make_session(id=1, first="+919000000001", second="+919000000002")
     pinned = replace(pin_session(), id=2)
-    assert route_inbound(STRANGER, [plain, pinned], NOW) == PIN_NEEDS_MEDIA
+    assert route_inbound(STRANGER, [plain, pinned], NOW) == AskPin(pinned, STRANGER)
     # A known caller of the plain session is still bridged.
     assert isinstance(route_inbound("+919000000001", [plain, pinned], NOW), Bridge)
 

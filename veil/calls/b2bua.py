@@ -9,9 +9,12 @@ import ipaddress
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from veil.calls.call import ALLOW, Call, Side
 from veil.calls.media import MediaEngine
+from veil.calls.recorder import Recorder
+from veil.media.prompts import Prompts
 from veil.service.context import ServiceContext
 from veil.sip import digest
 from veil.sip.dialog import Dialog
@@ -69,6 +72,10 @@ class B2bua:
     media: MediaEngine
     host: str = "127.0.0.1"
     port: int = 5060
+    # What the media features need (None without a media engine).
+    prompts: Prompts | None = None
+    recorder: Recorder | None = None
+    recordings_dir: Path = Path("recordings")
     endpoint: SipEndpoint = field(init=False)
     calls: dict[tuple[str, str, int | None, str], Call] = field(init=False, default_factory=dict)
     dialogs: dict[tuple[str, str], tuple[Call, Side]] = field(init=False, default_factory=dict)

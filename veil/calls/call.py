@@ -18,18 +18,24 @@ import functools
 import logging
 import secrets
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from veil.calls.media import MediaError, MediaSession
+from veil.calls.recorder import RecordingFailed
 from veil.domain.calls import (
     MEDIA_UNAVAILABLE,
     NO_TRUNK,
     NOT_A_VIRTUAL_NUMBER,
     RELAYED_CONTENT_TYPES,
     RING_TIMEOUT,
+    Announce,
+    AskPin,
     Bridge,
+    Decision,
     HangupCause,
     LegEvent,
     LegStatus,
@@ -37,11 +43,24 @@ from veil.domain.calls import (
     Role,
     hangup_cause_for,
     leg_status_for,
+    play_url,
     relay_status,
 )
 from veil.domain.ids import new_uuid
 from veil.domain.phone import normalize_number
+from veil.domain.pin_entry import (
+    FIRST_KEY_TIMEOUT,
+    NEXT_KEY_TIMEOUT,
+    PinEntry,
+    PinStatus,
+    attempts_allowed,
+)
+from veil.domain.values import PIN_LENGTH
+from veil.media import prompts
+from veil.media.dtmf import DtmfEvent
+from veil.media.prompts import PromptError
 from veil.service import calls as call_service
+from veil.service import recordings
 from veil.sip.dialog import Dialog, new_call_id, new_tag
 from veil.sip.endpoint import target_for
 from veil.sip.errors import ParseError
@@ -70,7 +89,9 @@ class Side(enum.Enum):
 
 class Phase(enum.Enum):
     ROUTING = "routing"
+    IVR = "ivr"  # leg A answered by Veil alone: prompts, PIN entry
     DIALING = "dialing"
+    CONNECTING = "connecting"  # leg B answered and hears its play URL
     UP = "up"
     ENDING = "ending"  # waiting for leg B's final response after a CANCEL
     ENDED = "ended"
@@ -136,6 +157,11 @@ class Call:
         self.rang = False
         self.interaction: call_service.Interaction | None = None
         self.media: MediaSession = b2bua.media.session(new_call_id())
+        # Leg A got its 200 from Veil before leg B answered (prompts, PIN).
+        self.a_answered = False
+        # Media work before the bridge, beside the actor (so a BYE still ends it).
+        self._work: asyncio.Task[None] | None = None
+        self._recording: tuple[str, datetime] | None = None  # (recording uuid, start)
         self._queue = _Mailbox()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._ledger: asyncio.Task[None] | None = None
@@ -186,6 +212,8 @@ class Call:
             self._abort()
         finally:
             self._closed = True
+            if self._work is not None:
+                self._work.cancel()
             self._cleanup()
             if self._ledger is not None:
                 await asyncio.gather(self._ledger, return_exceptions=True)
@@ -218,7 +246,7 @@ class Call:
         assert invite is not None
         called = normalize_number(invite.uri.user_unescaped)
         caller = self._caller_number(invite)
-        decision: Bridge | Reject
+        decision: Decision
         if called is None:
             decision = NOT_A_VIRTUAL_NUMBER
         else:
@@ -230,17 +258,202 @@ class Call:
             self._refuse(decision)
             self.phase = Phase.ENDED
             return
+        if isinstance(decision, Announce):
+            self._start_work(self._announce(decision))
+            return
         if self.b2bua.settings.trunk is None:
             self._refuse(NO_TRUNK)
             self.phase = Phase.ENDED
             return
+        if isinstance(decision, AskPin):
+            self._start_work(self._ask_pin(decision, called or ""))
+            return
+        if decision.authorized_caller:
+            self._pin_status(decision.session, decision.caller, PinStatus.AUTHORIZED_CALLER, 0)
+        self._begin(decision)
+        if play_url(decision.session, decision.caller_role):
+            self._start_work(self._greet_caller(decision))
+            return
+        await self._dial(decision)
+
+    def _begin(self, decision: Bridge) -> None:
+        """The call now belongs to a session: its interaction starts."""
         now = self.b2bua.ctx.clock.now()
         interaction = call_service.Interaction(decision.session, decision.caller_role, now)
         interaction.leg_uuids[decision.caller_role] = new_uuid()
         interaction.leg_uuids[decision.caller_role.other] = new_uuid()
         self.interaction = interaction
         self._record(lambda: call_service.call_started(self.b2bua.ctx, interaction))
-        await self._dial(decision)
+
+    # -- Veil talks to leg A before the bridge (PIN, prompts): beside the actor
+    def _start_work(self, work: Coroutine[Any, Any, None], phase: Phase = Phase.IVR) -> None:
+        self.phase = phase
+
+        async def guarded() -> None:
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except MediaError as exc:
+                log.warning("call failed: media engine: %s", exc)
+                self.post(_async(lambda: self._abort(MEDIA_UNAVAILABLE)))
+            except Exception:
+                log.exception("call failed")
+                self.post(_async(self._abort))
+
+        self._work = asyncio.get_running_loop().create_task(guarded())
+
+    def _stop_work(self) -> None:
+        if self._work is not None and self._work is not asyncio.current_task():
+            self._work.cancel()
+
+    async def _answer_alone(self) -> bool:
+        """Answer leg A with rtpengine standing in for leg B; False if the caller
+        went away meanwhile."""
+        invite = self.invite
+        assert invite is not None
+        if not (invite.body and _is_sdp(invite)):
+            raise MediaError("the INVITE has no SDP offer to answer")
+        body = await self.media.answer_alone(invite.body)
+        if self.cancelled or self.phase is Phase.ENDED:
+            return False
+        self._reply_a(200, body=body)
+        self.a_answered = True
+        self.a.dialog = Dialog.as_uas(invite, self.a_tag)
+        self.a.target = self._target_of(self.a.dialog, self.a.transport)
+        self.b2bua.register(self.a.dialog, self, Side.A)
+        return True
+
+    async def _prompt(self, url: str, fallback: str | None) -> Path | None:
+        """The WAV for a prompt URL; on failure the default prompt ``fallback`` (if
+        any), and the session hears why."""
+        tools = self.b2bua.prompts
+        if tools is None:
+            raise MediaError("no prompt store")
+        if url:
+            try:
+                return await tools.fetch(url)
+            except PromptError as exc:
+                log.info("prompt %s: %s", url, exc)
+                self._play_failed(url, str(exc))
+        return tools.default(fallback) if fallback else None
+
+    async def _play(self, leg: str, path: Path) -> float:
+        """Play ``path`` to ``leg``; returns when the prompt would end."""
+        seconds = await self.media.play(leg, path)
+        return asyncio.get_running_loop().time() + seconds
+
+    async def _announce(self, decision: Announce) -> None:
+        """``unknown_caller_play`` for a caller who is no party, then hang up."""
+        path = await self._prompt(
+            decision.session.settings.unknown_caller_play, prompts.UNKNOWN_CALLER
+        )
+        if path is None or not await self._answer_alone():
+            return
+        await _sleep_until(await self._play("a", path))
+        self.post(_async(self._hang_up_a))
+
+    async def _greet_caller(self, decision: Bridge) -> None:
+        """The caller's play URL before the other party is called; a URL that fails is
+        skipped (the session hears why)."""
+        path = await self._prompt(play_url(decision.session, decision.caller_role), None)
+        if path is not None:
+            if not await self._answer_alone():
+                return
+            await _sleep_until(await self._play("a", path))
+        self.post(functools.partial(self._dial, decision))
+
+    async def _ask_pin(self, decision: AskPin, called: str) -> None:
+        """The PIN IVR: prompt, collect the keys (blocked from ever reaching the other
+        party), match them to a session's party; ``pin_retry`` more tries after a wrong
+        one, ``pin_retry_wait`` apart; hang up after the last."""
+        settings = decision.session.settings
+        if not await self._answer_alone():
+            return
+        keys: asyncio.Queue[str] = asyncio.Queue()
+
+        def pressed(event: DtmfEvent) -> None:
+            if event.source_tag == "a":
+                keys.put_nowait(event.digit)
+
+        unsubscribe = self.media.on_dtmf(pressed)
+        try:
+            await self.media.block("a", dtmf=True, blocked=True)
+            attempts = attempts_allowed(settings.pin_retry)
+            for attempt in range(attempts):
+                prompt = await self._prompt(settings.pin_prompt_play, prompts.PIN_PROMPT)
+                assert prompt is not None
+                match = await self._read_pin(keys, called, await self._play("a", prompt))
+                if isinstance(match, Reject):  # the right PIN, but no one to call yet
+                    self.post(_async(self._hang_up_a))
+                    return
+                if isinstance(match, Bridge):
+                    self._pin_status(match.session, decision.caller, PinStatus.SUCCESS, attempt)
+                    self._begin(match)
+                    self.post(functools.partial(self._dial, match))
+                    return
+                self._pin_status(decision.session, decision.caller, PinStatus.FAILED, attempt + 1)
+                wrong = await self._prompt(settings.incorrect_pin_play, prompts.INCORRECT_PIN)
+                assert wrong is not None
+                await _sleep_until(await self._play("a", wrong))
+                if attempt + 1 < attempts:
+                    await asyncio.sleep(settings.pin_retry_wait)
+            self.post(_async(self._hang_up_a))
+        finally:
+            unsubscribe()
+
+    async def _read_pin(
+        self, keys: asyncio.Queue[str], called: str, prompt_end: float
+    ) -> Bridge | Reject | None:
+        """One attempt: keys until ``#``, the longest PIN, or silence. A key during the
+        prompt stops it. A PIN is taken as soon as it is typed, unless it begins a
+        longer PIN on the number."""
+        entry = PinEntry()
+        loop = asyncio.get_running_loop()
+        timeout = max(0.0, prompt_end - loop.time()) + FIRST_KEY_TIMEOUT
+        while True:
+            try:
+                key = await asyncio.wait_for(keys.get(), timeout)
+            except TimeoutError:
+                attempt = entry.finish()
+            else:
+                if loop.time() < prompt_end:
+                    prompt_end = 0.0
+                    with contextlib.suppress(MediaError):
+                        await self.media.stop_play("a")
+                timeout = NEXT_KEY_TIMEOUT
+                typed = entry.press(key)
+                if typed is None:
+                    if len(entry.digits) >= PIN_LENGTH[0]:
+                        early = await call_service.match_pin(
+                            self.b2bua.ctx, called, entry.digits, complete=False
+                        )
+                        if isinstance(early, Bridge):
+                            return early
+                    continue
+                attempt = typed
+            if len(attempt) < PIN_LENGTH[0]:
+                return None
+            return await call_service.match_pin(self.b2bua.ctx, called, attempt, complete=True)
+
+    def _hang_up_a(self) -> None:
+        if self.phase is Phase.ENDED:
+            return
+        self._bye(Side.A)
+        self._finish()
+
+    def _pin_status(
+        self, session: Any, caller: str | None, status: PinStatus, retries: int
+    ) -> None:
+        ctx = self.b2bua.ctx
+        self._record(lambda: call_service.pin_status(ctx, session, caller, status, retries))
+
+    def _play_failed(self, url: str, reason: str) -> None:
+        interaction = self.interaction
+        if interaction is None:
+            return
+        ctx = self.b2bua.ctx
+        self._record(lambda: call_service.play_failed(ctx, interaction, url, reason))
 
     @staticmethod
     def _caller_number(invite: Request) -> str | None:
@@ -256,6 +469,8 @@ class Call:
         return normalize_number(invite.from_.uri.user_unescaped)
 
     async def _dial(self, decision: Bridge) -> None:
+        if self.phase not in (Phase.ROUTING, Phase.IVR):  # the caller hung up meanwhile
+            return
         body = b""
         if self.invite is not None and self.invite.body and _is_sdp(self.invite):
             body = await self.media.offer(self.invite.body, from_leg="a")
@@ -366,10 +581,35 @@ class Call:
         else:
             body = await self.media.answer(response.body, from_leg="b") if response.body else b""
             self._ack_b(response)
-        self._reply_a(200, body=body)
-        self.a.dialog = Dialog.as_uas(self.invite, self.a_tag)
-        self.a.target = self._target_of(self.a.dialog, self.a.transport)
-        self.b2bua.register(self.a.dialog, self, Side.A)
+        interaction = self.interaction
+        if interaction is not None and play_url(interaction.session, interaction.caller_role.other):
+            self._start_work(self._greet_callee(interaction, body), phase=Phase.CONNECTING)
+            return
+        self._connect(body)
+
+    async def _greet_callee(self, interaction: call_service.Interaction, body: bytes) -> None:
+        """The callee's play URL, before the caller is connected: the caller's audio
+        is replaced by the prompt and the callee's does not reach the caller yet."""
+        path = await self._prompt(
+            play_url(interaction.session, interaction.caller_role.other), None
+        )
+        if path is not None:
+            await self.media.block("b", dtmf=False, blocked=True)
+            await _sleep_until(await self._play("b", path))
+            await self.media.block("b", dtmf=False, blocked=False)
+        self.post(_async(functools.partial(self._connect, body)))
+
+    def _connect(self, body: bytes) -> None:
+        """Both parties are on the line: bridge them (answer leg A, unless Veil already
+        did: port-latching kept its media port, so it needs no new SDP)."""
+        if self.phase not in (Phase.DIALING, Phase.CONNECTING):
+            return
+        assert self.invite is not None
+        if not self.a_answered:
+            self._reply_a(200, body=body)
+            self.a.dialog = Dialog.as_uas(self.invite, self.a_tag)
+            self.a.target = self._target_of(self.a.dialog, self.a.transport)
+            self.b2bua.register(self.a.dialog, self, Side.A)
         self.phase = Phase.UP
         interaction = self.interaction
         if interaction is not None:
@@ -380,6 +620,54 @@ class Call:
             self._report(callee, LegEvent.ANSWER)
             self._report(caller, LegEvent.ANSWER)
             self._start_time_limit()
+            if interaction.session.settings.record:
+                self._record(self._start_recording)
+        if self.a_answered:
+            self.b2bua.spawn(self._unblock_keys())
+
+    async def _unblock_keys(self) -> None:
+        """After a PIN: the caller's keys reach the other party again."""
+        with contextlib.suppress(MediaError):
+            await self.media.block("a", dtmf=True, blocked=False)
+
+    # -- recording: from the bridge to the end, converted when the call is over
+    async def _start_recording(self) -> None:
+        interaction = self.interaction
+        assert interaction is not None
+        ctx = self.b2bua.ctx
+        try:
+            await self.media.start_recording()
+        except MediaError as exc:
+            await recordings.recording_failed(ctx, interaction, str(exc))
+            return
+        self._recording = (new_uuid(), ctx.clock.now())
+        await recordings.recording_initiated(ctx, interaction, *self._recording)
+
+    async def _finish_recording(self) -> None:
+        """After the call's media is closed (rtpengine then closes the pcap)."""
+        interaction, recorder = self.interaction, self.b2bua.recorder
+        if self._recording is None or interaction is None:
+            return
+        ctx = self.b2bua.ctx
+        uuid, start = self._recording
+        session = interaction.session
+        fmt: Literal["wav", "mp3"] = (
+            "wav" if session.settings.record_file_format == "wav" else "mp3"
+        )
+        out = recordings.recording_file_path(
+            self.b2bua.recordings_dir, session.account_id, uuid, fmt
+        )
+        try:
+            if recorder is None:
+                raise RecordingFailed("no recorder")
+            seconds = await recorder.convert(self.media.call_id, out, fmt)
+        except RecordingFailed as exc:
+            log.warning("recording %s of call %s: %s", uuid, interaction.uuid, exc)
+            await recordings.recording_failed(ctx, interaction, str(exc))
+            return
+        end = interaction.end_time or ctx.clock.now()
+        file = recordings.RecordingFile(uuid, out, fmt, seconds, start, end)
+        await recordings.recording_completed(ctx, interaction, file)
 
     def _start_time_limit(self) -> None:
         if self.interaction is not None:
@@ -408,7 +696,7 @@ class Call:
             interaction.statuses[interaction.caller_role.other] = status
             interaction.statuses[interaction.caller_role] = LegStatus.FAILED
             interaction.hangup_cause = hangup_cause_for(status, sip_status)
-        self._reply_a(relayed)
+        self._release_a(relayed)
         self._finish()
 
     async def _b_error(self, reason: str) -> None:
@@ -436,7 +724,7 @@ class Call:
             interaction.statuses[interaction.caller_role.other] = LegStatus.NO_ANSWER
             interaction.statuses[interaction.caller_role] = LegStatus.FAILED
             interaction.hangup_cause = HangupCause.RING_TIMEOUT
-        self._refuse(RING_TIMEOUT)
+        self._release_a(RING_TIMEOUT.status, RING_TIMEOUT.reason)
         self._cancel_b()
 
     def _time_limit(self) -> None:
@@ -465,6 +753,12 @@ class Call:
         self._finish()
 
     def _cancelled(self) -> None:
+        if self.a_final_sent:  # a CANCEL after the 200 changes nothing (RFC 3261 9.2)
+            return
+        if self.phase is Phase.IVR:
+            self._reply_a(487)
+            self._finish()
+            return
         if self.phase is not Phase.DIALING:
             return
         interaction = self.interaction
@@ -497,6 +791,8 @@ class Call:
                     self.interaction.hung_up_by = self._role(side)
                 self._bye(side.other)
                 self._finish()
+            elif self.phase in (Phase.IVR, Phase.DIALING, Phase.CONNECTING):
+                self._hung_up_early(side)
             return
         if method == "OPTIONS":
             self._reply(tx, 200, extra=[("Allow", ALLOW), ("Accept", "application/sdp")])
@@ -627,6 +923,33 @@ class Call:
             self._bye(Side.A)
             self._bye(Side.B)
             self._finish()
+        elif self.a_answered and self.phase is not Phase.ENDED:
+            self._bye(Side.A)
+            self._hung_up_early(Side.A)
+
+    def _hung_up_early(self, side: Side) -> None:
+        """A party left before the bridge: the caller while Veil talked to it or the
+        callee rang, or the callee during its own prompt."""
+        self._stop_work()
+        interaction = self.interaction
+        if side is Side.A:
+            if interaction is not None:
+                interaction.statuses[interaction.caller_role] = LegStatus.CANCELED
+                interaction.hangup_cause = HangupCause.CANCELED
+                interaction.hung_up_by = interaction.caller_role
+            if self.phase is Phase.DIALING:
+                if interaction is not None:
+                    interaction.statuses[interaction.caller_role.other] = LegStatus.CANCELED
+                self._cancel_b()
+                return
+            if self.phase is Phase.CONNECTING:
+                self._bye(Side.B)
+        else:
+            if interaction is not None:
+                interaction.statuses[interaction.caller_role] = LegStatus.FAILED
+                interaction.hung_up_by = interaction.caller_role.other
+            self._release_a(480)
+        self._finish()
 
     # -- sending
     def _reply_a(
@@ -661,6 +984,13 @@ class Call:
     def _refuse(self, refusal: Reject) -> None:
         """Leg A's final response, with a Reason header saying why (RFC 3326)."""
         self._reply_a(refusal.status, reason_header=refusal.reason)
+
+    def _release_a(self, status: int, reason_header: str | None = None) -> None:
+        """End leg A before the bridge: a final response, or a BYE once Veil answered it."""
+        if self.a_answered:
+            self._bye(Side.A)
+        else:
+            self._reply_a(status, reason_header=reason_header)
 
     def _reply(
         self,
@@ -714,6 +1044,7 @@ class Call:
         if self.phase is Phase.ENDED:
             return
         self.phase = Phase.ENDED
+        self._stop_work()
         for name in list(self._timers):
             self._stop_timer(name)
         interaction = self.interaction
@@ -731,20 +1062,26 @@ class Call:
                 interaction.connected_seconds(),
             )
         self._record(self.media.close)
+        if interaction is not None and interaction.session.settings.record:
+            self._record(self._finish_recording)
 
     def _abort(self, refusal: Reject | None = None) -> None:
         """After an unexpected error: leave no leg hanging."""
+        if self.phase is Phase.ENDED:
+            return
         if self.interaction is not None:
             self.interaction.hangup_cause = HangupCause.FAILED
-        if refusal is not None:
-            self._refuse(refusal)
-        else:
-            self._reply_a(500)
+        if refusal is None:
+            refusal = Reject(500, "Internal error")
         if self.phase is Phase.UP:
             self._bye(Side.A)
             self._bye(Side.B)
-        elif self.phase is Phase.DIALING and self.b_tx is not None:
-            self.b_tx.cancel()
+        else:
+            self._release_a(refusal.status, refusal.reason)
+            if self.phase is Phase.DIALING and self.b_tx is not None:
+                self.b_tx.cancel()
+            elif self.phase is Phase.CONNECTING:
+                self._bye(Side.B)
         self._finish()
 
     def _cleanup(self) -> None:
@@ -767,6 +1104,10 @@ class Call:
             # A Contact without ;transport= is reached the way the dialog came in.
             target = Target(transport, target.host, target.port)
         return target
+
+
+async def _sleep_until(deadline: float) -> None:
+    await asyncio.sleep(max(0.0, deadline - asyncio.get_running_loop().time()))
 
 
 def _async(action: Callable[[], None]) -> Callable[[], Awaitable[None]]:

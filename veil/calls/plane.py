@@ -13,8 +13,11 @@ from pathlib import Path
 from veil.calls.b2bua import B2bua, CallSettings
 from veil.calls.media import Anchored, MediaEngine, PassThrough
 from veil.calls.originate import originate
+from veil.calls.recorder import Recorder
 from veil.config import Settings, split_host_port
+from veil.media.dtmf import DtmfListener
 from veil.media.ng import NgClient, NgPool
+from veil.media.prompts import Prompts
 from veil.media.rtpengine import RtpengineConfig, SupervisedRtpengine, find_binary, free_udp_port
 from veil.service.context import ServiceContext
 
@@ -40,6 +43,11 @@ class CallPlane:
             settings.trunk_allow,
         )
         self.b2bua = B2bua(self.ctx, call_settings, media, host, port)
+        if self.ctx.media.available:
+            recordings_dir = self.settings.recordings_dir.resolve()
+            self.b2bua.recordings_dir = recordings_dir
+            self.b2bua.recorder = Recorder(recordings_dir / "spool")
+            self.b2bua.prompts = Prompts(recordings_dir / "prompt-cache")
         await self.b2bua.start()
         self.ctx.originate.append(functools.partial(originate, self.b2bua))
 
@@ -52,8 +60,12 @@ class CallPlane:
         if mode.startswith("udp:"):
             pool = await NgPool.connect(mode)
             self._closers.append(pool.close)
+            # Their dtmf-log-dest must name this address (and their recording-dir be
+            # VEIL_RECORDINGS_DIR/spool, shared) for PIN entry and recordings.
+            dtmf = await DtmfListener.start(*split_host_port(self.settings.media_dtmf_listen))
+            self._closers.append(dtmf.close)
             log.info("media: rtpengine at %s", mode[4:])
-            return Anchored(pool)
+            return Anchored(pool, dtmf, host)
         binary = find_binary()
         if binary is None:
             log.warning("media: rtpengine is not installed; SDP passed through (VEIL_MEDIA=auto)")
@@ -74,13 +86,20 @@ class CallPlane:
         await self.rtpengine.start()
         client = await NgClient.connect(*self.rtpengine.ng_address)
         self._closers.append(client.close)
-        return Anchored(client)
+        dtmf = await DtmfListener.start("127.0.0.1", config.dtmf_port)
+        self._closers.append(dtmf.close)
+        return Anchored(client, dtmf, host)
 
     async def stop(self) -> None:
         if self.b2bua is not None:
             await self.b2bua.close()
         for close in self._closers:
             close()
+        if self.b2bua is not None:
+            if self.b2bua.prompts is not None:
+                await self.b2bua.prompts.aclose()
+            if self.b2bua.recorder is not None:
+                self.b2bua.recorder.close()
         if self.rtpengine is not None:
             await self.rtpengine.stop()
             # Its generated config and log; recordings live under VEIL_RECORDINGS_DIR.

@@ -62,6 +62,27 @@ def hold_answer(offer: bytes, origin: bytes) -> bytes:
     return newline.join(out) + (newline if trailing else b"")
 
 
+def discard_answer(offer: bytes, address: str) -> bytes:
+    """What rtpengine is told the absent leg B answered while Veil alone talks to leg
+    A (prompts, PIN): ``offer``'s codecs, sendrecv, at ``address``'s discard port 9.
+    Not the black hole: rtpengine reads 0.0.0.0 as hold and would answer leg A with
+    hold too, and A would neither hear the prompt nor send its keys."""
+    newline = b"\r\n" if b"\r\n" in offer else b"\n"
+    out: list[bytes] = []
+    for line in offer.split(newline):
+        if line.startswith(b"o="):
+            line = b"o=- 0 0 IN IP4 " + address.encode()
+        elif line.startswith(b"c="):
+            line = b"c=IN IP4 " + address.encode()
+        elif line.startswith(b"m="):
+            kind, _port, rest = line.split(b" ", 2)
+            line = b" ".join((kind, b"9", rest))
+        elif line in _DIRECTIONS or line.startswith(_DROPPED) or line.startswith(b"a=rtcp:"):
+            continue
+        out.append(line)
+    return newline.join(out)
+
+
 def with_origin(sdp: bytes, origin: bytes) -> bytes:
     """``sdp`` with its ``o=`` line replaced (a re-offer keeps the origin of the
     session the party already knows, with a higher version, RFC 3264 section 8)."""

@@ -32,6 +32,27 @@ class Bridge:
     caller_role: Role
     caller: str
     callee: str
+    # A known party of a PIN session let through without a PIN: reported to the
+    # session as PinAuthenticationStatus "AuthorizedCaller".
+    authorized_caller: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AskPin:
+    """Answer the caller and ask for a PIN: the digits pick the session and the party.
+    ``session`` gives the prompts and retry rules, and hears of failed attempts: the
+    caller's own session when a known party is asked (``force_pin_authentication``),
+    else a PIN session on the number."""
+
+    session: Session
+    caller: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """Answer a caller who is no party, play ``session.unknown_caller_play``, hang up."""
+
+    session: Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +73,22 @@ PIN_NEEDS_MEDIA = Reject(403, "PIN authentication is not available")
 SINGLE_PARTY = Reject(480, "The session has no other party yet")
 
 
-def route_inbound(caller: str | None, sessions: list[Session], now: datetime) -> Bridge | Reject:
+Decision = Bridge | AskPin | Announce | Reject
+
+
+def play_url(session: Session, role: Role) -> str:
+    """The prompt a party hears before the other is connected ("" for none)."""
+    settings = session.settings
+    return settings.first_party_play_url if role is Role.FIRST else settings.second_party_play_url
+
+
+def route_inbound(
+    caller: str | None, sessions: list[Session], now: datetime, *, media: bool = True
+) -> Decision:
     """Where a call from ``caller`` to a virtual number goes, given the sessions that
     hold that number (live or not). The allocator guarantees a party is in at most one
-    live session per number."""
+    live session per number. Without a media engine (``media=False``) nothing can be
+    played or collected: a PIN is refused and an announcement becomes a plain refusal."""
     live = [s for s in sessions if s.status_at(now) is not Status.EXPIRED]
     if not live:
         return NO_ACTIVE_SESSION
@@ -66,16 +99,19 @@ def route_inbound(caller: str | None, sessions: list[Session], now: datetime) ->
             role = Role.SECOND
         else:
             continue
-        if session.settings.is_pin_authentication_required and (
-            session.settings.force_pin_authentication
-        ):
-            return PIN_NEEDS_MEDIA
+        pin = session.settings.is_pin_authentication_required
+        if pin and session.settings.force_pin_authentication:
+            return AskPin(session, caller) if media else PIN_NEEDS_MEDIA
         callee = session.second_party if role is Role.FIRST else session.first_party
         if not callee:
             return SINGLE_PARTY
-        return Bridge(session, role, caller, callee)
-    if any(s.settings.is_pin_authentication_required for s in live):
-        return PIN_NEEDS_MEDIA
+        return Bridge(session, role, caller, callee, authorized_caller=pin)
+    for session in live:
+        if session.settings.is_pin_authentication_required:
+            return AskPin(session, caller) if media else PIN_NEEDS_MEDIA
+    for session in live:
+        if session.settings.unknown_caller_play and media:
+            return Announce(session)
     return UNKNOWN_CALLER
 
 

@@ -1,7 +1,9 @@
-"""Events Veil reports to a session's ``callback_url``, with Plivo's names and fields.
+"""Events Veil reports to a session's ``callback_url`` and ``recording_callback_url``, with
+Plivo's names and fields.
 
-Names: plivo-wire.md section 8.1. Every value on the wire is a string, because the
-signature is computed over exactly the strings sent (section 8.3).
+Names: plivo-wire.md section 8.1 (session events, to ``callback_url``) and 8.2
+(recording events, to ``recording_callback_url``). Every value on the wire is a string,
+because the signature is computed over exactly the strings sent (section 8.3).
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ class SessionEvent(enum.StrEnum):
     PIN_AUTHENTICATION_STATUS = "SessionPinAuthenticationStatus"
     TIMEOUT = "SessionTimeout"  # "Triggered when the session expires."
     PARTIES_HANGUP = "SessionPartiesHangup"
+    # Veil's own: a play URL could not be used and the call went on without it.
+    PLAY_FAILED = "SessionPlayFailed"
+
+
+class RecordingEvent(enum.StrEnum):
+    INITIATED = "SessionRecordingInitiated"  # both parties connected, recording began
+    COMPLETED = "SessionRecordingCompleted"  # the call ended, the file is ready
+    FAILED = "SessionRecordingFailed"  # record=true, but there is no recording
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +60,68 @@ def session_event(
     settings = session.settings
     if not settings.callback_url:
         return None
-    params = {
-        "EventName": str(event),
+    params = _common(session, str(event), at, sequence)
+    return Callback(settings.callback_url, settings.callback_method, str(event), params | extra)
+
+
+def _common(session: Session, event: str, at: datetime, sequence: int) -> dict[str, str]:
+    return {
+        "EventName": event,
         "EventTimestamp": format_event_time(at),
         "SessionUUID": session.uuid,
         "VirtualNumber": session.virtual_number.lstrip("+"),
         "SequenceNumber": str(sequence),
-        **extra,
     }
-    return Callback(settings.callback_url, settings.callback_method, str(event), params)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingDetails:
+    """What a recording event says about the recording; what is not known yet (the file
+    of a recording that just began, anything of one that failed) is sent as ``""``."""
+
+    recording_uuid: str = ""
+    url: str = ""  # the media file, absolute
+    resource_url: str = ""  # the Recording resource, absolute
+    duration: float | None = None  # seconds
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    file_format: str = ""  # "mp3" or "wav"
+    failure_reason: str = ""
+
+
+def recording_event(
+    session: Session,
+    event: RecordingEvent,
+    at: datetime,
+    sequence: int,
+    *,
+    caller: str,
+    callee: str,
+    details: RecordingDetails,
+) -> Callback | None:
+    """The callback for a recording event, or None when the session has no
+    recording_callback_url. ``caller`` and ``callee`` are E.164 (sent without ``+``)."""
+    settings = session.settings
+    if not settings.recording_callback_url:
+        return None
+
+    def when(moment: datetime | None) -> str:
+        return format_event_time(moment) if moment is not None else ""
+
+    params = _common(session, str(event), at, sequence) | {
+        "From": caller.lstrip("+"),
+        "To": callee.lstrip("+"),
+        "RecordingUUID": details.recording_uuid,
+        "RecordingURL": details.url,
+        "RecordingResourceURL": details.resource_url,
+        "RecordingDuration": str(round(details.duration)) if details.duration is not None else "",
+        "RecordingStartTime": when(details.start_time),
+        "RecordingEndTime": when(details.end_time),
+        "RecordingFormat": "." + details.file_format if details.file_format else "",
+    }
+    if event is RecordingEvent.FAILED:
+        # Veil's addition: Plivo documents no reason for a failed recording.
+        params["RecordingFailureReason"] = details.failure_reason
+    return Callback(
+        settings.recording_callback_url, settings.recording_callback_method, str(event), params
+    )

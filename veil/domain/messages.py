@@ -24,6 +24,7 @@ INTERNAL_ERROR = "Internal server error."
 
 # Veil's, in Plivo's style.
 SESSION_NOT_FOUND = "Session not found."
+RECORDING_NOT_FOUND = "Recording not found."
 SAME_PARTY = "Invalid parameter. first_party and second_party must be different."
 PINS_EQUAL = "Invalid parameter. first_party_pin and second_party_pin must be different."
 ONE_PARTY_MISSING = "Mandatory parameter missing. first_party or second_party must be present."

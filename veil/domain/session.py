@@ -29,6 +29,7 @@ class InteractionRecord:
     duration: int
     billed_duration: int
     call_count: int
+    recording_id: str | None = None  # the call's recording, once it is stored
 
 
 @dataclass(frozen=True, slots=True)

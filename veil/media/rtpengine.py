@@ -59,6 +59,10 @@ class RtpengineConfig:
                 # Veil ends every call it anchors (and call_time_limit caps them at a
                 # day): rtpengine must not drop a held call whose RTP stopped.
                 "timeout = 86400",
+                # Media goes where the SDP says, never where packets come from: the
+                # trunk is no NAT, and learning would let anyone who sends RTP to an
+                # open port take a call's audio ("RTP bleed").
+                "endpoint-learning = off",
                 f"recording-dir = {self.recording_dir}",
                 "recording-method = pcap",
                 f"dtmf-log-dest = 127.0.0.1:{self.dtmf_port}",

@@ -12,10 +12,12 @@ from typing import Any
 
 from sqlalchemy import bindparam, case, select, update
 
-from veil.domain.allocator import party_key
+from veil.domain.allocator import party_key, pin_key
 from veil.domain.calls import (
     NOT_A_VIRTUAL_NUMBER,
+    SINGLE_PARTY,
     Bridge,
+    Decision,
     HangupCause,
     LegEvent,
     LegStatus,
@@ -27,6 +29,7 @@ from veil.domain.calls import (
 )
 from veil.domain.events import SessionEvent, session_event
 from veil.domain.ids import new_uuid
+from veil.domain.pin_entry import PinStatus
 from veil.domain.session import Session, Status
 from veil.service.context import ServiceContext
 from veil.store import interactions, outbox
@@ -59,6 +62,21 @@ _ANY_SESSION = (
     .order_by(sessions.c.is_pin_authentication_required.desc())
     .limit(1)
 )
+# The live sessions holding a PIN that starts with the digits typed so far, through the
+# PIN claims: keys "pin:<digits>" up to "pin:<digits>:" (":" sorts after "9").
+_PIN_CLAIMS = (
+    select(sessions, number_claims.c.key)
+    .join(number_claims, number_claims.c.session_id == sessions.c.id)
+    .join(numbers, numbers.c.id == number_claims.c.number_id)
+    .where(
+        numbers.c.e164 == bindparam("e164"),
+        number_claims.c.key >= bindparam("low"),
+        number_claims.c.key < bindparam("high"),
+        *_LIVE,
+    )
+    .order_by(number_claims.c.key)
+    .limit(2)
+)
 _NUMBER_EXISTS = select(numbers.c.id).where(numbers.c.e164 == bindparam("e164"))
 _CALL_STARTED = (
     update(sessions)
@@ -88,7 +106,7 @@ _CALL_ENDED = (
 )
 
 
-async def route_call(ctx: ServiceContext, called: str, caller: str | None) -> Bridge | Reject:
+async def route_call(ctx: ServiceContext, called: str, caller: str | None) -> Decision:
     """Where a call to virtual number ``called`` (E.164) from ``caller`` goes."""
     now = ctx.clock.now()
     async with ctx.db.read() as conn:
@@ -100,7 +118,51 @@ async def route_call(ctx: ServiceContext, called: str, caller: str | None) -> Br
             rows = list((await conn.execute(_ANY_SESSION, {"e164": called, "now": now})).all())
         if not rows and (await conn.execute(_NUMBER_EXISTS, {"e164": called})).first() is None:
             return NOT_A_VIRTUAL_NUMBER
-    return route_inbound(caller, [repo.session_from_row(r) for r in rows], now)
+    sessions_found = [repo.session_from_row(r) for r in rows]
+    return route_inbound(caller, sessions_found, now, media=ctx.media.available)
+
+
+async def match_pin(
+    ctx: ServiceContext, called: str, digits: str, *, complete: bool
+) -> Bridge | Reject | None:
+    """The party whose PIN on virtual number ``called`` is ``digits``, bridged to the
+    other party; None when no live session has that PIN. While the caller may still be
+    typing (``complete=False``) a PIN that is the start of a longer one is not taken
+    yet, so "1234" never cuts off someone typing "12345"."""
+    now = ctx.clock.now()
+    key = pin_key(digits)
+    params = {"e164": called, "low": key, "high": key + ":", "now": now}
+    async with ctx.db.read() as conn:
+        rows = list((await conn.execute(_PIN_CLAIMS, params)).all())
+    exact = [r for r in rows if r.key == key]
+    if not exact or (not complete and len(rows) > 1):
+        return None
+    session = repo.session_from_row(exact[0])
+    role = Role.FIRST if session.settings.first_party_pin == digits else Role.SECOND
+    caller, callee = session.first_party, session.second_party
+    if role is Role.SECOND:
+        caller, callee = callee, caller
+    if not callee:
+        return SINGLE_PARTY
+    return Bridge(session, role, caller, callee)
+
+
+async def pin_status(
+    ctx: ServiceContext, session: Session, caller: str | None, status: PinStatus, retries: int
+) -> None:
+    """``SessionPinAuthenticationStatus`` to the session's callback."""
+    if not session.settings.callback_url:
+        return
+    params = {
+        "From": (caller or "").lstrip("+"),
+        "FirstParty": session.first_party.lstrip("+"),
+        "SecondParty": session.second_party.lstrip("+"),
+        "PinAuthenticationStatus": status.value,
+        "PinRetryCounter": str(retries),
+    }
+    async with ctx.db.write() as conn:
+        now = ctx.clock.now()
+        await _emit(conn, session, SessionEvent.PIN_AUTHENTICATION_STATUS, now, params)
 
 
 @dataclass(slots=True)
@@ -150,7 +212,6 @@ async def _events(
             event = SessionEvent.PARTIES_HANGUP
         else:
             event = party_event(role, kind)
-        sequence = await repo.next_event_sequence(conn, session.id)
         params = {
             "From": interaction.caller.lstrip("+"),
             "To": interaction.callee.lstrip("+"),
@@ -159,16 +220,24 @@ async def _events(
             "CallUUID": interaction.leg_uuids.get(role, "") if role else interaction.uuid,
             **extra,
         }
-        callback = session_event(session, event, now, sequence, **params)
-        if callback is not None:
-            await outbox.enqueue(
-                conn,
-                account_id=session.account_id,
-                session_id=session.id,
-                sequence=sequence,
-                callback=callback,
-                now=now,
-            )
+        await _emit(conn, session, event, now, params)
+
+
+async def _emit(
+    conn: Conn, session: Session, event: SessionEvent, now: datetime, params: dict[str, str]
+) -> None:
+    """One event to the session's callback_url, through the outbox, in sequence."""
+    sequence = await repo.next_event_sequence(conn, session.id)
+    callback = session_event(session, event, now, sequence, **params)
+    if callback is not None:
+        await outbox.enqueue(
+            conn,
+            account_id=session.account_id,
+            session_id=session.id,
+            sequence=sequence,
+            callback=callback,
+            now=now,
+        )
 
 
 async def call_started(
@@ -255,3 +324,20 @@ async def call_ended(ctx: ServiceContext, interaction: Interaction) -> None:
                 events.append((role, LegEvent.FAILED, hangup))
         events.append((None, None, hangup))
         await _events(conn, interaction, events, now)
+
+
+async def play_failed(ctx: ServiceContext, interaction: Interaction, url: str, reason: str) -> None:
+    """A play URL could not be fetched or played: the call went on without it.
+    ``SessionPlayFailed`` is Veil's event (Plivo names none for this)."""
+    session = interaction.session
+    if not session.settings.callback_url:
+        return
+    params = {
+        "From": interaction.caller.lstrip("+"),
+        "To": interaction.callee.lstrip("+"),
+        "CallUUID": interaction.leg_uuids.get(interaction.caller_role, ""),
+        "PlayUrl": url,
+        "Reason": reason,
+    }
+    async with ctx.db.write() as conn:
+        await _emit(conn, session, SessionEvent.PLAY_FAILED, ctx.clock.now(), params)

@@ -26,3 +26,6 @@ class ServiceContext:
     # (``initiate_call_to_first_party``); the call plane registers itself here.
     originate: list[Callable[[Session], None]] = field(default_factory=list)
     media: MediaState = field(default_factory=MediaState)
+    # VEIL_PUBLIC_URL (app.py passes the setting): the base of absolute URLs in callbacks,
+    # such as a recording's RecordingURL.
+    public_url: str = "http://127.0.0.1:8000"

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -189,7 +190,34 @@ interactions = Table(
     Column("billed_duration", Integer, nullable=False),
     Column("call_count", Integer, nullable=False),
     Column("hangup_cause", String(64), nullable=False),
+    # The call's recording (recordings.recording_id), set when its file is stored.
+    Column("recording_id", String(36), nullable=True),
     Index("ix_interactions_session", "session_id", "id"),
+)
+
+# One row per recorded call (Plivo's Recording resource); the file is at ``path``.
+recordings = Table(
+    "recordings",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("recording_id", String(36), nullable=False, unique=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),  # the session's owner
+    Column("main_account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("session_id", Id, ForeignKey("sessions.id"), nullable=False),
+    Column("interaction_uuid", String(36), nullable=False),
+    Column("call_uuid", String(36), nullable=False),
+    Column("recording_type", String(16), nullable=False),
+    Column("file_format", String(8), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("duration", Float, nullable=False),  # seconds
+    Column("start_time", UtcDateTime, nullable=False),
+    Column("end_time", UtcDateTime, nullable=False),
+    Column("from_number", String(16), nullable=False),
+    Column("to_number", String(16), nullable=False),
+    Column("add_time", UtcDateTime, nullable=False),
+    Index("ix_recordings_listing", "main_account_id", "add_time"),
+    Index("ix_recordings_call", "call_uuid"),
+    Index("ix_recordings_session", "session_id"),
 )
 
 # Transactional outbox: callbacks written in the same transaction as the change they

@@ -176,6 +176,8 @@ _PATH_PARAMS = {
     "session_uuid": "The session's session_uuid",
     "number": "A phone number in E.164, with or without +",
     "subaccount": "A subaccount's auth_id (SA...)",
+    "recording_id": "The recording's recording_id",
+    "file_format": "The recording's format: mp3 or wav",
 }
 
 

@@ -1,4 +1,5 @@
-"""Plivo's JSON shapes for sessions, numbers and accounts (plivo-wire.md sections 5-7).
+"""Plivo's JSON shapes for sessions, numbers, accounts (plivo-wire.md sections 5-7) and
+recordings (Plivo's Voice API Recording object).
 
 Types follow Go's structs, the strictest SDK: integers for amounts and PIN settings,
 real booleans, ``interaction`` null or an array. Numbers inside objects have no ``+``.
@@ -14,6 +15,15 @@ from urllib.parse import urlencode
 from veil.domain.accounts import Account
 from veil.domain.numbers import VirtualNumber
 from veil.domain.phone import country_name
+from veil.domain.recordings import (
+    Recording,
+    epoch_ms,
+    format_add_time,
+    media_uri,
+    milliseconds,
+    resource_uri,
+    rounded_duration,
+)
 from veil.domain.session import InteractionRecord, Session
 from veil.domain.session_params import SETTINGS_FIELDS
 from veil.domain.timefmt import format_time
@@ -29,7 +39,7 @@ def _digits(e164: str) -> str:
 
 def session_object(session: Session, now: datetime, account_url: str = "") -> dict[str, Any]:
     """``account_url`` (``{public_url}/v1/Account/{auth_id}``) prefixes the interactions'
-    call resource URLs."""
+    call and recording resource URLs."""
     settings = session.settings
     obj: dict[str, Any] = {
         "session_uuid": session.uuid,
@@ -63,6 +73,9 @@ def _interaction(record: InteractionRecord, account_url: str) -> dict[str, Any]:
     def call_url(call_uuid: str | None) -> str | None:
         return f"{account_url}/Call/{call_uuid}/" if call_uuid else None
 
+    def recording_url(recording_id: str | None) -> str | None:
+        return f"{account_url}/Recording/{recording_id}/" if recording_id else None
+
     return {
         "start_time": format_time(record.start_time),
         "end_time": format_time(record.end_time),
@@ -70,7 +83,7 @@ def _interaction(record: InteractionRecord, account_url: str) -> dict[str, Any]:
         "second_party_resource_url": call_url(record.second_party_call_uuid),
         "first_party_status": record.first_party_status,
         "second_party_status": record.second_party_status,
-        "recording_resource_url": None,
+        "recording_resource_url": recording_url(record.recording_id),
         "type": "call",
         "total_call_amount": 0,
         "call_billed_duration": record.billed_duration,
@@ -138,4 +151,29 @@ def account_object(account: Account, main_auth_id: str) -> dict[str, Any]:
         "created": account.created_time.strftime("%Y-%m-%d"),
         "modified": account.modified_time.strftime("%Y-%m-%d"),
         "resource_uri": f"/v1/Account/{main_auth_id}/Subaccount/{account.auth_id}/",
+    }
+
+
+def recording_object(recording: Recording, auth_id: str, public_url: str) -> dict[str, Any]:
+    """Plivo's Recording object, as seen by ``auth_id`` (whose path serves the file).
+    Veil stores recordings without charge: the amounts and rates are 0."""
+    return {
+        "add_time": format_add_time(recording.add_time),
+        "call_uuid": recording.call_uuid,
+        "conference_name": None,
+        "from_number": recording.from_number,
+        "to_number": recording.to_number,
+        "monthly_recording_storage_amount": 0,
+        "recording_duration_ms": milliseconds(recording.duration * 1000),
+        "recording_end_ms": milliseconds(epoch_ms(recording.end_time)),
+        "recording_format": recording.file_format,
+        "recording_id": recording.recording_id,
+        "recording_start_ms": milliseconds(epoch_ms(recording.start_time)),
+        "recording_storage_duration": 0,
+        "recording_storage_rate": 0,
+        "recording_type": recording.recording_type,
+        "recording_url": public_url
+        + media_uri(auth_id, recording.recording_id, recording.file_format),
+        "resource_uri": resource_uri(auth_id, recording.recording_id),
+        "rounded_recording_duration": rounded_duration(recording.duration),
     }
