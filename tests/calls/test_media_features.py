@@ -230,7 +230,8 @@ def test_a_caller_who_types_nothing_is_hung_up_after_the_retries(
         plane, party_number(), session["virtual_number"], [], veil_hangs_up=True
     )
     a.assert_ok()
-    assert tones(a_ear) == ["pin", "wrong"]
+    kinds = {pt for _, pt, _ in a_ear.packets}
+    assert tones(a_ear) == ["pin", "wrong"], (len(a_ear.packets), kinds, a.describe())
 
 
 # --- announcements and play URLs --------------------------------------------------------
@@ -408,3 +409,85 @@ def test_a_recorded_call_gives_a_file_holding_its_audio(
     assert all(r.recording_id != completed["RecordingUUID"] for r in stranger.recordings.list())
     other = (plane.account.auth_id, plane.account.auth_token)
     assert httpx.get(completed["RecordingURL"], auth=other, timeout=10).status_code == 401
+
+
+# --- initiate_call_to_first_party: Veil calls both parties --------------------------------
+
+
+def place_greeted_call(plane: Plane, **params: Any) -> tuple[dict[str, Any], Any, Ear, Ear]:
+    first, second = party_number(), party_number()
+    with Ear() as first_ear, Ear() as second_ear:
+        phones = Sipp(
+            "parties_3pcc_greeted",
+            workdir=plane.workdir,
+            local_port=plane.trunk_port,
+            calls=2,
+            keys={
+                "first": first,
+                "second": second,
+                "rtp_first": str(first_ear.port),
+                "rtp_second": str(second_ear.port),
+            },
+            pause_ms=2000,
+            timeout=30,
+        )
+        with phones:
+            session = plane.session(
+                first_party=first,
+                second_party=second,
+                initiate_call_to_first_party=True,
+                **params,
+            )
+            result = phones.wait(30)
+        time.sleep(0.2)
+    return session, result, first_ear, second_ear
+
+
+def invite_to(result: Any, number: str) -> LoggedMessage:
+    [invite] = [
+        m for m in result.received_messages("INVITE") if f"INVITE sip:{number}@" in m.start_line
+    ]
+    return invite
+
+
+def test_initiated_call_first_party_hears_its_play_url_before_party_two_is_called(
+    media_plane: Plane, prompts: PromptServer
+) -> None:
+    plane = media_plane
+    session, result, first_ear, second_ear = place_greeted_call(
+        plane, first_party_play_url=prompts.prompt("hello")
+    )
+    result.assert_ok()
+    [(name, _, last_prompt_packet)] = first_ear.heard()
+    assert name == "hello"
+    assert at(invite_to(result, session["second_party"])) >= last_prompt_packet - 0.1
+    assert second_ear.heard() == []
+
+
+def test_initiated_call_second_party_hears_its_play_url_before_the_bridge(
+    media_plane: Plane, prompts: PromptServer
+) -> None:
+    plane = media_plane
+    session, result, first_ear, second_ear = place_greeted_call(
+        plane,
+        second_party_play_url=prompts.prompt("welcome"),
+        callback_url="http://127.0.0.1:9/events",
+        record=True,
+        record_file_format="wav",
+        recording_callback_url="http://127.0.0.1:9/recordings",
+    )
+    result.assert_ok()
+    [(name, _, _)] = second_ear.heard()
+    assert name == "welcome"
+    assert first_ear.heard() == []
+    uuid = session["session_uuid"]
+    wait_for_event(plane, uuid, "SessionPartiesHangup")
+    done = plane.get(uuid)
+    interaction = done["interaction"][0]
+    assert interaction["first_party_status"] == interaction["second_party_status"] == "completed"
+    # The call Veil placed is recorded too, from the bridge. These phones sent no audio
+    # at all: the recording fails (and says why), and the call was not harmed by it.
+    wait_for_event(plane, uuid, "SessionRecordingInitiated")
+    failed = wait_for_event(plane, uuid, "SessionRecordingFailed")
+    assert "no G.711 audio" in failed["RecordingFailureReason"]
+    assert interaction["duration"] >= 1

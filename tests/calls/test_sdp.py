@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from veil.calls.sdp import hold_answer, neutralize, with_origin
+from veil.calls.sdp import discard_answer, hold_answer, neutralize, with_origin
 
 CALLER = b"14155550100"  # the caller's number, as phones put it in free-text fields
 
@@ -321,3 +321,28 @@ def test_with_origin_after_neutralize_hides_the_party() -> None:
 def test_with_origin_without_an_origin_line() -> None:
     body = sdp("v=0", "s=-", "t=0 0")
     assert with_origin(body, ORIGIN) == body
+
+
+# --- the answer rtpengine gets for the absent leg B while Veil talks to leg A -----------
+
+
+@pytest.mark.parametrize("newline", [b"\r\n", b"\n"])
+def test_discard_answer_keeps_the_codecs_and_answers_from_the_discard_port(
+    newline: bytes,
+) -> None:
+    offer = sdp(*OFFER_LINES, "a=sendonly", "a=rtcp:49171", newline=newline)
+    answer = discard_answer(offer, "10.1.2.3")
+    got = lines_of(answer)
+    assert [line for line in got if line.startswith(b"c=")] == [b"c=IN IP4 10.1.2.3"] * len(
+        [line for line in lines_of(offer) if line.startswith(b"c=")]
+    )
+    media = [line for line in got if line.startswith(b"m=")]
+    offered = [line for line in lines_of(offer) if line.startswith(b"m=")]
+    assert [m.split(b" ")[1] for m in media] == [b"9"] * len(offered)
+    assert [m.split(b" ", 2)[2] for m in media] == [m.split(b" ", 2)[2] for m in offered]
+    assert [line for line in got if line.startswith(b"o=")] == [b"o=- 0 0 IN IP4 10.1.2.3"]
+    # Not a hold: no direction (sendrecv by default), no inactive, no 0.0.0.0.
+    for absent in (b"a=sendonly", b"a=inactive", b"a=recvonly", b"0.0.0.0", b"a=rtcp:"):
+        assert absent not in answer
+    assert CALLER not in answer
+    assert answer.endswith(newline)

@@ -25,6 +25,7 @@ from veil.domain.calls import (
     NO_ACTIVE_SESSION,
     NOT_A_VIRTUAL_NUMBER,
     UNKNOWN_CALLER,
+    AskPin,
     Bridge,
     HangupCause,
     LegEvent,
@@ -33,10 +34,20 @@ from veil.domain.calls import (
 )
 from veil.domain.ids import is_uuid, new_uuid
 from veil.domain.list_filters import parse_list_query
+from veil.domain.pin_entry import PinStatus
 from veil.domain.session import Session, Status
 from veil.domain.session_params import Profile, parse_create
 from veil.service import accounts, numbers, sessions, sweeper
-from veil.service.calls import Interaction, call_ended, call_started, leg_event, route_call
+from veil.service.calls import (
+    Interaction,
+    call_ended,
+    call_started,
+    leg_event,
+    match_pin,
+    pin_status,
+    play_failed,
+    route_call,
+)
 from veil.service.context import ServiceContext
 from veil.store.tables import outbox
 
@@ -601,5 +612,116 @@ def test_no_callback_url_no_events(service_database: str) -> None:
         after = await read(ctx, s)
         assert after.total_call_count == 4
         assert len(after.interactions) == 2
+
+    run_scenario(service_database, scenario)
+
+
+# --- PIN entry: the digits pick the session and the party -------------------------------
+
+PIN_SESSION = {
+    "is_pin_authentication_required": True,
+    "pin_prompt_play": "https://example.com/pin.wav",
+}
+
+
+async def pin_setup(ctx: ServiceContext, first_pin: str, second_pin: str) -> Setup:
+    return await setup(ctx, first_party_pin=first_pin, second_party_pin=second_pin, **PIN_SESSION)
+
+
+def test_a_stranger_on_a_pin_number_is_asked_for_a_pin(service_database: str) -> None:
+    async def scenario(ctx: ServiceContext, clock: FakeClock) -> None:
+        s = await pin_setup(ctx, "4712", "5830")
+        stranger = party_number()
+        assert await route_call(ctx, s.number, stranger) == AskPin(s.session, stranger)
+        # A party is let through, and the session is told it was an authorised caller.
+        decision = await bridge(ctx, s.number, s.first)
+        assert decision.authorized_caller
+
+    run_scenario(service_database, scenario)
+
+
+def test_match_pin_finds_the_party_and_bridges_to_the_other(service_database: str) -> None:
+    async def scenario(ctx: ServiceContext, clock: FakeClock) -> None:
+        s = await pin_setup(ctx, "4712", "5830")
+        first = await match_pin(ctx, s.number, "4712", complete=True)
+        assert first == Bridge(s.session, Role.FIRST, s.first, s.second)
+        second = await match_pin(ctx, s.number, "5830", complete=False)
+        assert second == Bridge(s.session, Role.SECOND, s.second, s.first)
+        for wrong in ("4711", "47120", "0000", "58"):
+            assert await match_pin(ctx, s.number, wrong, complete=True) is None
+        # Another number's PIN is no PIN here.
+        other = await pin_setup(ctx, "1111", "2222")
+        assert await match_pin(ctx, s.number, "1111", complete=True) is None
+        assert await match_pin(ctx, other.number, "1111", complete=True) is not None
+
+    run_scenario(service_database, scenario)
+
+
+def test_a_pin_that_begins_a_longer_one_waits_for_the_end_of_the_entry(
+    service_database: str,
+) -> None:
+    async def scenario(ctx: ServiceContext, clock: FakeClock) -> None:
+        # Two sessions on one number: "1234" and "12345" are both PINs there.
+        s = await pin_setup(ctx, "1234", "9999")
+        extra = await sessions.create_session(
+            ctx,
+            s.account,
+            parse_create(
+                {
+                    "first_party": party_number(),
+                    "second_party": party_number(),
+                    "first_party_pin": "12345",
+                    "second_party_pin": "8888",
+                    **PIN_SESSION,
+                },
+                Profile.CURRENT,
+            ),
+        )
+        assert extra.virtual_number == s.number
+        assert await match_pin(ctx, s.number, "1234", complete=False) is None
+        short = await match_pin(ctx, s.number, "1234", complete=True)
+        assert isinstance(short, Bridge) and short.session.uuid == s.session.uuid
+        longer = await match_pin(ctx, s.number, "12345", complete=False)
+        assert isinstance(longer, Bridge) and longer.session.uuid == extra.uuid
+
+    run_scenario(service_database, scenario)
+
+
+def test_an_expired_sessions_pin_matches_nothing(service_database: str) -> None:
+    async def scenario(ctx: ServiceContext, clock: FakeClock) -> None:
+        s = await pin_setup(ctx, "4712", "5830")
+        await sessions.expire_session(ctx, s.account, s.session.uuid)
+        assert await match_pin(ctx, s.number, "4712", complete=True) is None
+
+    run_scenario(service_database, scenario)
+
+
+def test_pin_status_and_play_failed_events(service_database: str) -> None:
+    async def scenario(ctx: ServiceContext, clock: FakeClock) -> None:
+        s = await setup(
+            ctx,
+            callback_url=CALLBACK,
+            **PIN_SESSION,
+            first_party_pin="4712",
+            second_party_pin="5830",
+        )
+        stranger = party_number()
+        await pin_status(ctx, s.session, stranger, PinStatus.FAILED, 1)
+        await pin_status(ctx, s.session, stranger, PinStatus.SUCCESS, 1)
+        interaction = await start(ctx, clock, s.number, s.first)
+        await play_failed(ctx, interaction, "https://example.com/x.wav", "HTTP 404")
+        async with ctx.db.read() as conn:
+            rows = (await conn.execute(select(outbox).order_by(outbox.c.sequence))).all()
+        payloads = [orjson.loads(r.payload) for r in rows if r.session_id == s.session.id]
+        names = [p["EventName"] for p in payloads]
+        assert names[:2] == ["SessionPinAuthenticationStatus"] * 2
+        assert [p["PinAuthenticationStatus"] for p in payloads[:2]] == ["failed", "success"]
+        assert [p["PinRetryCounter"] for p in payloads[:2]] == ["1", "1"]
+        assert payloads[0]["From"] == stranger.lstrip("+")
+        assert payloads[0]["SessionUUID"] == s.session.uuid
+        [failed] = [p for p in payloads if p["EventName"] == "SessionPlayFailed"]
+        assert failed["Reason"] == "HTTP 404"
+        assert failed["PlayUrl"] == "https://example.com/x.wav"
+        assert [int(p["SequenceNumber"]) for p in payloads] == list(range(1, len(payloads) + 1))
 
     run_scenario(service_database, scenario)

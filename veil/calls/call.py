@@ -296,16 +296,22 @@ class Call:
                 raise
             except MediaError as exc:
                 log.warning("call failed: media engine: %s", exc)
-                self.post(_async(lambda: self._abort(MEDIA_UNAVAILABLE)))
+                self.post(as_event(lambda: self._abort(MEDIA_UNAVAILABLE)))
             except Exception:
                 log.exception("call failed")
-                self.post(_async(self._abort))
+                self.post(as_event(self._abort))
 
         self._work = asyncio.get_running_loop().create_task(guarded())
 
     def _stop_work(self) -> None:
         if self._work is not None and self._work is not asyncio.current_task():
             self._work.cancel()
+
+    async def _hold_apart(self, apart: bool) -> None:
+        """Keep (or stop keeping) each party's audio from the other, while one of
+        them hears a prompt."""
+        await self.media.block("a", dtmf=False, blocked=apart)
+        await self.media.block("b", dtmf=False, blocked=apart)
 
     async def _answer_alone(self) -> bool:
         """Answer leg A with rtpengine standing in for leg B; False if the caller
@@ -350,8 +356,8 @@ class Call:
         )
         if path is None or not await self._answer_alone():
             return
-        await _sleep_until(await self._play("a", path))
-        self.post(_async(self._hang_up_a))
+        await sleep_until(await self._play("a", path))
+        self.post(as_event(self._hang_up_a))
 
     async def _greet_caller(self, decision: Bridge) -> None:
         """The caller's play URL before the other party is called; a URL that fails is
@@ -360,7 +366,7 @@ class Call:
         if path is not None:
             if not await self._answer_alone():
                 return
-            await _sleep_until(await self._play("a", path))
+            await sleep_until(await self._play("a", path))
         self.post(functools.partial(self._dial, decision))
 
     async def _ask_pin(self, decision: AskPin, called: str) -> None:
@@ -385,7 +391,7 @@ class Call:
                 assert prompt is not None
                 match = await self._read_pin(keys, called, await self._play("a", prompt))
                 if isinstance(match, Reject):  # the right PIN, but no one to call yet
-                    self.post(_async(self._hang_up_a))
+                    self.post(as_event(self._hang_up_a))
                     return
                 if isinstance(match, Bridge):
                     self._pin_status(match.session, decision.caller, PinStatus.SUCCESS, attempt)
@@ -395,10 +401,10 @@ class Call:
                 self._pin_status(decision.session, decision.caller, PinStatus.FAILED, attempt + 1)
                 wrong = await self._prompt(settings.incorrect_pin_play, prompts.INCORRECT_PIN)
                 assert wrong is not None
-                await _sleep_until(await self._play("a", wrong))
+                await sleep_until(await self._play("a", wrong))
                 if attempt + 1 < attempts:
                     await asyncio.sleep(settings.pin_retry_wait)
-            self.post(_async(self._hang_up_a))
+            self.post(as_event(self._hang_up_a))
         finally:
             unsubscribe()
 
@@ -594,10 +600,10 @@ class Call:
             play_url(interaction.session, interaction.caller_role.other), None
         )
         if path is not None:
-            await self.media.block("b", dtmf=False, blocked=True)
-            await _sleep_until(await self._play("b", path))
-            await self.media.block("b", dtmf=False, blocked=False)
-        self.post(_async(functools.partial(self._connect, body)))
+            await self._hold_apart(True)
+            await sleep_until(await self._play("b", path))
+            await self._hold_apart(False)
+        self.post(as_event(functools.partial(self._connect, body)))
 
     def _connect(self, body: bytes) -> None:
         """Both parties are on the line: bridge them (answer leg A, unless Veil already
@@ -620,8 +626,7 @@ class Call:
             self._report(callee, LegEvent.ANSWER)
             self._report(caller, LegEvent.ANSWER)
             self._start_time_limit()
-            if interaction.session.settings.record:
-                self._record(self._start_recording)
+            self._start_recording_if_asked()
         if self.a_answered:
             self.b2bua.spawn(self._unblock_keys())
 
@@ -631,6 +636,11 @@ class Call:
             await self.media.block("a", dtmf=True, blocked=False)
 
     # -- recording: from the bridge to the end, converted when the call is over
+    def _start_recording_if_asked(self) -> None:
+        interaction = self.interaction
+        if interaction is not None and interaction.session.settings.record:
+            self._record(self._start_recording)
+
     async def _start_recording(self) -> None:
         interaction = self.interaction
         assert interaction is not None
@@ -709,7 +719,7 @@ class Call:
     # -- timers
     def _start_timer(self, name: str, seconds: float, action: Callable[[], None]) -> None:
         loop = asyncio.get_running_loop()
-        self._timers[name] = loop.call_later(seconds, lambda: self.post(_async(action)))
+        self._timers[name] = loop.call_later(seconds, lambda: self.post(as_event(action)))
 
     def _stop_timer(self, name: str) -> None:
         handle = self._timers.pop(name, None)
@@ -743,7 +753,7 @@ class Call:
         if self.phase is Phase.ROUTING:
             self._reply_a(487)
             return
-        self.post(_async(self._cancelled))
+        self.post(as_event(self._cancelled))
 
     def _cancelled_before_dial(self) -> None:
         interaction = self.interaction
@@ -1106,11 +1116,11 @@ class Call:
         return target
 
 
-async def _sleep_until(deadline: float) -> None:
+async def sleep_until(deadline: float) -> None:
     await asyncio.sleep(max(0.0, deadline - asyncio.get_running_loop().time()))
 
 
-def _async(action: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+def as_event(action: Callable[[], None]) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
         action()
 

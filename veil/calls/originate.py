@@ -13,9 +13,9 @@ from __future__ import annotations
 import secrets
 
 from veil.calls.b2bua import B2bua
-from veil.calls.call import Call, Phase, Side
+from veil.calls.call import Call, Phase, Side, as_event, sleep_until
 from veil.calls.sdp import hold_answer, neutralize, with_origin
-from veil.domain.calls import HangupCause, LegEvent, LegStatus, Role, leg_status_for
+from veil.domain.calls import HangupCause, LegEvent, LegStatus, Role, leg_status_for, play_url
 from veil.domain.calls import hangup_cause_for as cause_for
 from veil.domain.ids import new_uuid
 from veil.domain.session import Session
@@ -107,9 +107,13 @@ class OutboundCall(Call):
             self.a.dialog = Dialog.as_uac(self.first_request, response)
             self.a.target = self._target_of(self.a.dialog, self.a.transport)
             self.b2bua.register(self.a.dialog, self, Side.A)
-            self._send_ack(Side.A, self.first_request.cseq[0], self._hold_body(response))
+            self.a_answered = True
             interaction.statuses[Role.FIRST] = LegStatus.COMPLETED
             self._report(Role.FIRST, LegEvent.ANSWER)
+            if self._greets(Role.FIRST) and response.body:
+                self._start_work(self._greet_first(response))
+                return
+            self._send_ack(Side.A, self.first_request.cseq[0], self._hold_body(response))
             self._dial_second()
         elif (
             status in (401, 407)
@@ -120,6 +124,29 @@ class OutboundCall(Call):
             self._send_first()
         else:
             self._first_failed(status)
+
+    def _greets(self, role: Role) -> bool:
+        return bool(self.b2bua.prompts is not None and play_url(self.session, role))
+
+    async def _greet_first(self, response: Response) -> None:
+        """``first_party_play_url``: party one's offer is answered by rtpengine (not the
+        black hole), so it hears the prompt before party two is called. The later
+        re-INVITE with party two's offer reuses the same rtpengine call."""
+        assert self.first_request is not None
+        path = await self._prompt(play_url(self.session, Role.FIRST), None)
+        if path is None:
+            self._send_ack(Side.A, self.first_request.cseq[0], self._hold_body(response))
+        else:
+            self._hold = with_origin(await self.media.answer_alone(response.body), self._origin())
+            self._send_ack(Side.A, self.first_request.cseq[0], self._hold)
+            await sleep_until(await self._play("a", path))
+
+        async def dial() -> None:
+            if self.phase is Phase.IVR:
+                self.phase = Phase.DIALING
+                self._dial_second()
+
+        self.post(dial)
 
     def _hold_body(self, response: Response) -> bytes:
         """The answer to party one's offer, made once: a retransmitted 2xx gets the same
@@ -203,12 +230,31 @@ class OutboundCall(Call):
             self._send_ack(Side.B, cseq, self._b_answer)
         if self.phase is not Phase.DIALING:
             return
+        if self._greets(Role.SECOND):
+            self._start_work(self._greet_second(), phase=Phase.CONNECTING)
+            return
+        self._up()
+
+    async def _greet_second(self) -> None:
+        """``second_party_play_url``: party two hears it before party one is
+        connected; neither hears the other meanwhile."""
+        path = await self._prompt(play_url(self.session, Role.SECOND), None)
+        if path is not None:
+            await self._hold_apart(True)
+            await sleep_until(await self._play("b", path))
+            await self._hold_apart(False)
+        self.post(as_event(self._up))
+
+    def _up(self) -> None:
+        if self.phase not in (Phase.DIALING, Phase.CONNECTING):
+            return
         self.phase = Phase.UP
         interaction = self.interaction
         assert interaction is not None
         interaction.answer_time = self.b2bua.ctx.clock.now()
         self._report(Role.SECOND, LegEvent.ANSWER)
         self._start_time_limit()
+        self._start_recording_if_asked()
 
     def _ack_b(self, response: Response) -> None:
         """Party two retransmitted its 2xx: its ACK must carry party one's answer, so

@@ -41,11 +41,13 @@ class Recorder:
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, _convert, pcap, out, fmt)
+            seconds = await loop.run_in_executor(self._pool, _convert, pcap, out, fmt)
         except Exception as exc:
+            # The pcap stays in the spool (its path is in the reason): a recording is
+            # never thrown away because Veil could not convert it.
             raise RecordingFailed(f"conversion failed: {exc}") from exc
-        finally:
-            self.discard(call_id)
+        self.discard(call_id)
+        return seconds
 
     async def _closed_pcap(self, call_id: str) -> Path:
         """The call's pcap once rtpengine has closed it (its metadata file then leaves
