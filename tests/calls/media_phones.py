@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from veil.media.recording import decode_alaw, decode_ulaw
 
@@ -80,27 +81,41 @@ def prompt_server(directory: Path) -> Iterator[PromptServer]:
         thread.join()
 
 
+class Packet(NamedTuple):
+    time: float  # arrival, wall clock (to compare with SIPp's message log)
+    source: tuple[str, int]
+    payload_type: int
+    data: bytes
+
+
+@dataclass
+class Tone:
+    name: str
+    start: float  # first and last packet's arrival
+    end: float
+    packets: int
+
+
 class Ear:
-    """A UDP socket standing for a party's audio port: it keeps every RTP packet with
-    its arrival time (wall clock, to compare with SIPp's message log)."""
+    """A UDP socket standing for a party's audio port: it keeps every RTP packet."""
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
         self.port = int(self.sock.getsockname()[1])
-        self.packets: list[tuple[float, int, bytes]] = []  # (time, payload type, packet)
+        self.packets: list[Packet] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                data = self.sock.recv(2048)
+                data, (host, port) = self.sock.recvfrom(2048)
             except TimeoutError:
                 continue
-            if len(data) >= 12 and data[0] >> 6 == 2:
-                self.packets.append((time.time(), data[1] & 0x7F, data))
+            if len(data) >= 12 and data[0] >> 6 == 2:  # RTP version 2
+                self.packets.append(Packet(time.time(), (host, port), data[1] & 0x7F, data))
 
     def __enter__(self) -> Ear:
         self._thread.start()
@@ -111,26 +126,28 @@ class Ear:
         self._thread.join()
         self.sock.close()
 
+    def audio(self) -> list[Packet]:
+        """G.711 packets (A-law or u-law)."""
+        return [p for p in self.packets if p.payload_type in (0, 8)]
+
     def keys(self) -> int:
         """RFC 4733 event packets received (payload type 101 in these scenarios)."""
-        return sum(1 for _, pt, _ in self.packets if pt == 101)
+        return sum(1 for p in self.packets if p.payload_type == 101)
 
-    def heard(self, min_packets: int = 10) -> list[tuple[str, float, float]]:
-        """The prompt tones heard, in order: (name, first packet time, last packet
-        time) for each run of at least ``min_packets`` packets of one tone."""
-        runs: list[list[object]] = []
-        for when, pt, packet in self.packets:
-            name = _tone_of(pt, packet)
-            if runs and runs[-1][0] == name:
-                runs[-1][2] = when
-                runs[-1][3] = int(runs[-1][3]) + 1  # type: ignore[call-overload]
-            else:
-                runs.append([name, when, when, 1])
-        return [
-            (str(n), float(s), float(e))  # type: ignore[arg-type]
-            for n, s, e, count in runs
-            if n is not None and int(count) >= min_packets  # type: ignore[call-overload]
-        ]
+    def heard(self, min_packets: int = 10) -> list[Tone]:
+        """The prompt tones heard, in order: each run of at least ``min_packets``
+        packets of one tone."""
+        runs: list[Tone] = []
+        last: str | None = None
+        for packet in self.packets:
+            name = _tone_of(packet.payload_type, packet.data)
+            if name is not None and name == last:
+                runs[-1].end = packet.time
+                runs[-1].packets += 1
+            elif name is not None:
+                runs.append(Tone(name, packet.time, packet.time, 1))
+            last = name
+        return [run for run in runs if run.packets >= min_packets]
 
 
 def _tone_of(payload_type: int, packet: bytes) -> str | None:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import struct
-import threading
 import time
 from pathlib import Path
 
 from tests.calls.conftest import Plane
+from tests.calls.media_phones import Ear
 from tests.calls.sipp import Sipp, run
 
 RTP_PORTS = range(10000, 60000)  # VEIL_MEDIA_PORTS' default
@@ -29,42 +28,11 @@ def media_of(body: bytes) -> tuple[str, int]:
     return address.group(1).decode(), int(port.group(1))
 
 
-class RtpSink:
-    """A UDP socket that records where each RTP packet came from and its payload type."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = int(self.sock.getsockname()[1])
-        self.packets: list[tuple[tuple[str, int], int, bytes]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, source = self.sock.recvfrom(2048)
-            except TimeoutError:
-                continue
-            if len(data) >= 12 and data[0] >> 6 == 2:  # RTP version 2
-                self.packets.append(((source[0], source[1]), data[1] & 0x7F, data))
-
-    def __enter__(self) -> RtpSink:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
-
-
 def test_a_call_is_anchored_in_rtpengine_and_audio_flows_through_it(media_plane: Plane) -> None:
     plane = media_plane
     session = plane.session()
     caller, callee = session["first_party"], session["second_party"]
-    with RtpSink() as sink:
+    with Ear() as sink:
         b = Sipp(
             "callee_receives_audio",
             workdir=plane.workdir,
@@ -100,12 +68,12 @@ def test_a_call_is_anchored_in_rtpengine_and_audio_flows_through_it(media_plane:
 
     # The recording's A-law packets arrived, all from rtpengine (the port it offered the
     # callee, thanks to symmetric RTP), none from the caller itself.
-    audio = [p for p in sink.packets if p[1] == 8]
-    sources = {source for source, _, _ in sink.packets}
+    audio = [p for p in sink.packets if p.payload_type == 8]
+    sources = {p.source for p in sink.packets}
     assert len(audio) >= 50, f"{len(audio)} audio packets"
     assert sources == {(b_address, b_port)}
     assert caller_media not in sources
-    sequence = [struct.unpack("!H", packet[2:4])[0] for _, _, packet in audio]
+    sequence = [struct.unpack("!H", p.data[2:4])[0] for p in audio]
     assert len(set(sequence)) == len(sequence)  # each packet once, not duplicated
 
 

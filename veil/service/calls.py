@@ -227,17 +227,9 @@ async def _emit(
     conn: Conn, session: Session, event: SessionEvent, now: datetime, params: dict[str, str]
 ) -> None:
     """One event to the session's callback_url, through the outbox, in sequence."""
-    sequence = await repo.next_event_sequence(conn, session.id)
-    callback = session_event(session, event, now, sequence, **params)
-    if callback is not None:
-        await outbox.enqueue(
-            conn,
-            account_id=session.account_id,
-            session_id=session.id,
-            sequence=sequence,
-            callback=callback,
-            now=now,
-        )
+    await outbox.enqueue_session_event(
+        conn, session, now, lambda sequence: session_event(session, event, now, sequence, **params)
+    )
 
 
 async def call_started(

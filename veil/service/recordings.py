@@ -20,7 +20,7 @@ from pathlib import Path
 from veil.domain import messages
 from veil.domain.accounts import Account
 from veil.domain.errors import NotFound
-from veil.domain.events import RecordingDetails, RecordingEvent, recording_event
+from veil.domain.events import Callback, RecordingDetails, RecordingEvent, recording_event
 from veil.domain.ids import is_uuid
 from veil.domain.recordings import (
     RECORDING_TYPE_CALL,
@@ -36,7 +36,6 @@ from veil.service.context import ServiceContext
 from veil.store import accounts as account_repo
 from veil.store import outbox
 from veil.store import recordings as repo
-from veil.store import sessions as session_repo
 from veil.store.db import Conn
 
 log = logging.getLogger(__name__)
@@ -82,25 +81,14 @@ async def _report(
     session = interaction.session
     if not session.settings.recording_callback_url:
         return
-    sequence = await session_repo.next_event_sequence(conn, session.id)
-    callback = recording_event(
-        session,
-        event,
-        now,
-        sequence,
-        caller=interaction.caller,
-        callee=interaction.callee,
-        details=details,
-    )
-    assert callback is not None
-    await outbox.enqueue(
-        conn,
-        account_id=session.account_id,
-        session_id=session.id,
-        sequence=sequence,
-        callback=callback,
-        now=now,
-    )
+    caller, callee = interaction.caller, interaction.callee
+
+    def build(sequence: int) -> Callback | None:
+        return recording_event(
+            session, event, now, sequence, caller=caller, callee=callee, details=details
+        )
+
+    await outbox.enqueue_session_event(conn, session, now, build)
 
 
 async def recording_initiated(

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
-from veil.domain.events import SessionEvent, session_event
+from veil.domain.events import Callback, SessionEvent, session_event
+from veil.domain.session import Session
 from veil.service.context import ServiceContext
 from veil.store import claims, outbox
 from veil.store import sessions as repo
@@ -32,24 +34,7 @@ async def expire_due(ctx: ServiceContext, batch: int = SWEEP_BATCH) -> int:
                 continue
             marked += 1
             if session.settings.callback_url:
-                sequence = await repo.next_event_sequence(conn, session.id)
-                callback = session_event(
-                    session,
-                    SessionEvent.TIMEOUT,
-                    session.expiry_time,
-                    sequence,
-                    FirstParty=session.first_party.lstrip("+"),
-                    SecondParty=session.second_party.lstrip("+"),
-                )
-                if callback is not None:
-                    await outbox.enqueue(
-                        conn,
-                        account_id=session.account_id,
-                        session_id=session.id,
-                        sequence=sequence,
-                        callback=callback,
-                        now=now,
-                    )
+                await outbox.enqueue_session_event(conn, session, now, _timeout_event(session))
         await claims.purge_dead(conn, now)
     return marked
 
@@ -71,3 +56,17 @@ async def run_forever(ctx: ServiceContext, interval: float = SWEEP_INTERVAL) -> 
         except Exception:  # a database hiccup must not stop expiry for good
             log.exception("sweep failed; retrying in %.1f s", interval)
         await asyncio.sleep(interval)
+
+
+def _timeout_event(session: Session) -> Callable[[int], Callback | None]:
+    def build(sequence: int) -> Callback | None:
+        return session_event(
+            session,
+            SessionEvent.TIMEOUT,
+            session.expiry_time,
+            sequence,
+            FirstParty=session.first_party.lstrip("+"),
+            SecondParty=session.second_party.lstrip("+"),
+        )
+
+    return build

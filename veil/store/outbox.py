@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import orjson
@@ -9,7 +10,9 @@ from sqlalchemy import insert
 
 from veil.domain.events import Callback
 from veil.domain.ids import new_uuid
+from veil.domain.session import Session
 from veil.store.db import Conn
+from veil.store.sessions import next_event_sequence
 from veil.store.tables import outbox
 
 
@@ -41,3 +44,21 @@ async def enqueue(
         )
     )
     return event_id
+
+
+async def enqueue_session_event(
+    conn: Conn, session: Session, now: datetime, build: Callable[[int], Callback | None]
+) -> None:
+    """One callback of ``session``, numbered in the session's sequence: ``build`` gets
+    the SequenceNumber and gives the callback (None: nothing to send)."""
+    sequence = await next_event_sequence(conn, session.id)
+    callback = build(sequence)
+    if callback is not None:
+        await enqueue(
+            conn,
+            account_id=session.account_id,
+            session_id=session.id,
+            sequence=sequence,
+            callback=callback,
+            now=now,
+        )
