@@ -9,13 +9,17 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import struct
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.calls.conftest import Plane
 from tests.calls.media_phones import Ear
 from tests.calls.sipp import Sipp, run
+from tests.servers import database, veil_server
 
 RTP_PORTS = range(10000, 60000)  # VEIL_MEDIA_PORTS' default
 
@@ -140,3 +144,33 @@ def test_a_call_fails_cleanly_with_503_while_rtpengine_does_not_answer(
     assert done["status"] == "active"  # not left in-progress
     # And the next call is anchored again.
     test_a_call_is_anchored_in_rtpengine_and_audio_flows_through_it(plane)
+
+
+def veil_rtpengines() -> set[int]:
+    """rtpengine processes run from a config Veil generated (any parent)."""
+    found = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args and args[0].endswith(b"rtpengine") and any(b"veil-rtpengine-" in a for a in args):
+            found.add(int(cmdline.parent.name))
+    return found
+
+
+def test_a_failed_start_leaves_no_rtpengine_behind(tmp_path: Path) -> None:
+    """rtpengine starts before the SIP port is bound; if binding fails, Veil exits and
+    must take its rtpengine with it."""
+    before = veil_rtpengines()
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken,
+        database("sqlite", tmp_path) as url,
+        pytest.raises(RuntimeError, match="exited"),
+    ):
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        env = {"VEIL_MEDIA": "auto", "VEIL_SIP_LISTEN": f"127.0.0.1:{port}"}
+        with veil_server(url, tmp_path, **env, VEIL_RECORDINGS_DIR=str(tmp_path / "rec")):
+            pass
+    assert veil_rtpengines() - before == set()

@@ -33,6 +33,15 @@ class CallPlane:
         self._closers: list[Callable[[], object]] = []
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            # Whatever started (rtpengine) must not outlive a failed start (a SIP port
+            # already in use, say): the application never calls stop() then.
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         settings = self.settings
         host, port = split_host_port(settings.sip_listen)
         media = await self._media(host)
