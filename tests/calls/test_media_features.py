@@ -233,6 +233,34 @@ def test_a_caller_who_types_nothing_is_hung_up_after_the_retries(
     assert tones(a_ear) == ["pin", "wrong"], (len(a_ear.packets), kinds, a.describe())
 
 
+def test_a_pin_prompt_that_fails_is_replaced_by_veils_own_and_reported(
+    media_plane: Plane, prompts: PromptServer
+) -> None:
+    plane = media_plane
+    session = pin_session(plane, prompts, pin_prompt_play=prompts.prompt("missing"))
+    uuid = session["session_uuid"]
+    stranger = party_number()
+    a, b, a_ear, _ = call_through(
+        plane,
+        stranger,
+        session["virtual_number"],
+        [pause(3000), keys_xml(FIRST_PIN), pause(1000)],
+        callee=session["second_party"],
+        talk_ms=1000,
+    )
+    a.assert_ok()
+    assert b is not None
+    b.assert_ok()
+    # Veil's spoken prompt (2.7 s, no tone of the test's) reached the caller first.
+    assert len(a_ear.audio()) >= 100
+    assert "pin" not in tones(a_ear)
+    failed = wait_for_event(plane, uuid, "SessionPlayFailed")
+    assert failed["Reason"] == "HTTP 404"
+    assert failed["From"] == stranger.lstrip("+")
+    status = wait_for_event(plane, uuid, "SessionPinAuthenticationStatus")
+    assert status["PinAuthenticationStatus"] == "success"
+
+
 # --- announcements and play URLs --------------------------------------------------------
 
 

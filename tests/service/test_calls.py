@@ -709,7 +709,9 @@ def test_pin_status_and_play_failed_events(service_database: str) -> None:
         await pin_status(ctx, s.session, stranger, PinStatus.FAILED, 1)
         await pin_status(ctx, s.session, stranger, PinStatus.SUCCESS, 1)
         interaction = await start(ctx, clock, s.number, s.first)
-        await play_failed(ctx, interaction, "https://example.com/x.wav", "HTTP 404")
+        await play_failed(
+            ctx, s.session, "https://example.com/x.wav", "HTTP 404", caller=interaction.caller
+        )
         async with ctx.db.read() as conn:
             rows = (await conn.execute(select(outbox).order_by(outbox.c.sequence))).all()
         payloads = [orjson.loads(r.payload) for r in rows if r.session_id == s.session.id]
@@ -722,6 +724,7 @@ def test_pin_status_and_play_failed_events(service_database: str) -> None:
         [failed] = [p for p in payloads if p["EventName"] == "SessionPlayFailed"]
         assert failed["Reason"] == "HTTP 404"
         assert failed["PlayUrl"] == "https://example.com/x.wav"
+        assert failed["From"] == s.first.lstrip("+")
         assert [int(p["SequenceNumber"]) for p in payloads] == list(range(1, len(payloads) + 1))
 
     run_scenario(service_database, scenario)

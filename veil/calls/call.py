@@ -55,6 +55,7 @@ from veil.domain.pin_entry import (
     PinStatus,
     attempts_allowed,
 )
+from veil.domain.session import Session
 from veil.domain.values import PIN_LENGTH
 from veil.media import prompts
 from veil.media.dtmf import DtmfEvent
@@ -162,6 +163,8 @@ class Call:
         # Media work before the bridge, beside the actor (so a BYE still ends it).
         self._work: asyncio.Task[None] | None = None
         self._recording: tuple[str, datetime] | None = None  # (recording uuid, start)
+        # Before the caller is a party (PIN, announcement): whose prompts it hears.
+        self.prompts_of: Session | None = None
         self._queue = _Mailbox()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._ledger: asyncio.Task[None] | None = None
@@ -258,6 +261,8 @@ class Call:
             self._refuse(decision)
             self.phase = Phase.ENDED
             return
+        if isinstance(decision, Announce | AskPin):
+            self.prompts_of = decision.session
         if isinstance(decision, Announce):
             self._start_work(self._announce(decision))
             return
@@ -449,17 +454,31 @@ class Call:
         self._finish()
 
     def _pin_status(
-        self, session: Any, caller: str | None, status: PinStatus, retries: int
+        self, session: Session, caller: str | None, status: PinStatus, retries: int
     ) -> None:
         ctx = self.b2bua.ctx
         self._record(lambda: call_service.pin_status(ctx, session, caller, status, retries))
 
     def _play_failed(self, url: str, reason: str) -> None:
-        interaction = self.interaction
-        if interaction is None:
+        """Tell the session (the call's, or the one whose prompts a caller who is
+        no party hears) that a prompt URL failed."""
+        ctx, interaction = self.b2bua.ctx, self.interaction
+        caller: str | None
+        if interaction is not None:
+            session, caller, callee = interaction.session, interaction.caller, interaction.callee
+            call_uuid = interaction.leg_uuids.get(interaction.caller_role, "")
+        elif self.prompts_of is not None:
+            session, callee, call_uuid = self.prompts_of, "", ""
+            caller = self._caller_number(self.invite) if self.invite is not None else None
+        else:
             return
-        ctx = self.b2bua.ctx
-        self._record(lambda: call_service.play_failed(ctx, interaction, url, reason))
+
+        async def report() -> None:
+            await call_service.play_failed(
+                ctx, session, url, reason, caller=caller, callee=callee, call_uuid=call_uuid
+            )
+
+        self._record(report)
 
     @staticmethod
     def _caller_number(invite: Request) -> str | None:

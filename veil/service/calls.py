@@ -318,16 +318,25 @@ async def call_ended(ctx: ServiceContext, interaction: Interaction) -> None:
         await _events(conn, interaction, events, now)
 
 
-async def play_failed(ctx: ServiceContext, interaction: Interaction, url: str, reason: str) -> None:
-    """A play URL could not be fetched or played: the call went on without it.
-    ``SessionPlayFailed`` is Veil's event (Plivo names none for this)."""
-    session = interaction.session
+async def play_failed(
+    ctx: ServiceContext,
+    session: Session,
+    url: str,
+    reason: str,
+    *,
+    caller: str | None = None,
+    callee: str = "",
+    call_uuid: str = "",
+) -> None:
+    """A prompt URL could not be fetched or played: the call went on without it (or
+    with Veil's default prompt). ``SessionPlayFailed`` is Veil's event (Plivo names
+    none for this)."""
     if not session.settings.callback_url:
         return
     params = {
-        "From": interaction.caller.lstrip("+"),
-        "To": interaction.callee.lstrip("+"),
-        "CallUUID": interaction.leg_uuids.get(interaction.caller_role, ""),
+        "From": (caller or "").lstrip("+"),
+        "To": callee.lstrip("+"),
+        "CallUUID": call_uuid,
         "PlayUrl": url,
         "Reason": reason,
     }
