@@ -52,6 +52,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/breakdown.py
 	$(BIN)/python bench/sip.py
+	$(BIN)/python bench/media.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.calls.sipp import free_sip_port, parse_message_log
-from tests.servers import database, veil_server
+from tests.calls.sipp import parse_message_log
+from tests.servers import database, free_sip_port, veil_server
 from veil.clock import SystemClock
 from veil.domain.session_params import Profile, parse_create
 from veil.service import accounts, numbers, sessions

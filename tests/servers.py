@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import socket
 import subprocess
@@ -74,6 +75,18 @@ def _admin_sql(statement: str) -> None:
     asyncio.run(go())
 
 
+def _port_blocks() -> Iterator[str]:
+    """rtpengine port ranges for the test servers: one each, below the kernel's ephemeral
+    ports (32768 and up, where the tests' own sockets are). Two rtpengines on one range
+    can bind the same port, and then one of them gets the other's packets."""
+    for block in itertools.cycle(range(14)):
+        low = 10000 + 1500 * block
+        yield f"{low}-{low + 1499}"
+
+
+_media_ports = _port_blocks()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -122,6 +135,8 @@ def veil_server(database_url: str, workdir: Path, **env: str) -> Iterator[Server
         VEIL_MEDIA="off",
     )
     environment.update(env)
+    if environment["VEIL_MEDIA"] != "off" and "VEIL_MEDIA_PORTS" not in env:
+        environment["VEIL_MEDIA_PORTS"] = next(_media_ports)
     log_path = workdir / f"veil-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -21,6 +21,7 @@ only:
 from __future__ import annotations
 
 import array
+import functools
 import shutil
 import struct
 import subprocess
@@ -171,9 +172,15 @@ def _udp(ip: bytes, time: float) -> Packet | None:
         return None
     src_port, dst_port, udp_length = struct.unpack_from("!HHH", udp)
     end = min(len(udp), udp_length) if udp_length >= 8 else len(udp)
-    src = (".".join(map(str, ip[12:16])), src_port)
-    dst = (".".join(map(str, ip[16:20])), dst_port)
+    src = (_dotted(ip[12:16]), src_port)
+    dst = (_dotted(ip[16:20]), dst_port)
     return Packet(time, src, dst, bytes(udp[8:end]))
+
+
+@functools.lru_cache(maxsize=64)
+def _dotted(address: bytes) -> str:
+    """A recording has a handful of addresses and thousands of packets."""
+    return ".".join(map(str, address))
 
 
 def read_pcap(path: str | Path) -> list[Packet]:
@@ -346,17 +353,57 @@ def decode_streams(packets: Iterable[Packet], *, max_gap: float = MAX_GAP) -> li
 # --- output --------------------------------------------------------------------------------
 
 
+def _placed(stream: Stream, origin: float, frames: int) -> bytes:
+    """``stream``'s PCM on a timeline of ``frames`` frames starting at ``origin``."""
+    offset = round((stream.start - origin) * SAMPLE_RATE)
+    tail = max(0, frames - offset - stream.frames)
+    return (bytes(2 * offset) + stream.pcm + bytes(2 * tail))[: 2 * frames]
+
+
 def _mix(streams: Sequence[Stream], origin: float, frames: int) -> array.array[int]:
-    """The streams summed (clipped to 16 bits) on a timeline starting at ``origin``."""
-    if len(streams) == 1 and round((streams[0].start - origin) * SAMPLE_RATE) == 0:
-        single = streams[0].samples()
-        return single + array.array("h", bytes(2 * (frames - len(single))))
-    total = [0] * frames
-    for stream in streams:
-        offset = round((stream.start - origin) * SAMPLE_RATE)
-        for index, value in enumerate(stream.samples(), offset):
-            total[index] += value
-    return array.array("h", (max(-32768, min(32767, value)) for value in total))
+    """The streams summed (clipped to 16 bits) on a timeline starting at ``origin``.
+    The sum is sox's: a Python loop over the samples cost 11 ms of CPU per second of
+    call, more than two cores for 200 calls at once."""
+    parts = [_placed(stream, origin, frames) for stream in streams]
+    if not parts:
+        pcm = bytes(2 * frames)
+    elif len(parts) == 1:
+        pcm = parts[0]
+    else:
+        pcm = _sox_mix(parts)[: 2 * frames]
+        pcm += bytes(2 * frames - len(pcm))
+    values = array.array("h", pcm)
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values
+
+
+_RAW = ["-t", "raw", "-r", str(SAMPLE_RATE), "-e", "signed-integer", "-b", "16", "-c", "1", "-L"]
+
+
+def _sox_mix(parts: Sequence[bytes], timeout: float = 120.0) -> bytes:
+    """Little-endian 16-bit PCM tracks of equal length, summed with clipping."""
+    sox = shutil.which("sox")
+    if sox is None:
+        raise RecordingError("mixing a recording needs sox on PATH")
+    with tempfile.TemporaryDirectory(prefix="veil-mix-") as scratch:
+        inputs: list[str] = []
+        for index, part in enumerate(parts):
+            path = Path(scratch) / f"{index}.raw"
+            path.write_bytes(part)
+            inputs += ["-v", "1", *_RAW, str(path)]  # full level: a sum, not an average
+        out = Path(scratch) / "mix.raw"
+        command = [sox, "-V1", "-D", "-m", *inputs, *_RAW, str(out)]
+        try:
+            result = subprocess.run(
+                command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise RecordingError(f"sox took more than {timeout}s") from exc
+        if result.returncode != 0:
+            detail = result.stderr.decode(errors="replace").strip()[-500:]
+            raise RecordingError(f"sox exited {result.returncode}: {detail}")
+        return out.read_bytes()
 
 
 def to_wav(streams: Sequence[Stream], path: str | Path, *, stereo: bool) -> float:
