@@ -394,6 +394,8 @@ class Call:
             for attempt in range(attempts):
                 prompt = await self._prompt(settings.pin_prompt_play, prompts.PIN_PROMPT)
                 assert prompt is not None
+                while not keys.empty():  # typed during the last "incorrect" or the wait
+                    keys.get_nowait()
                 match = await self._read_pin(keys, called, await self._play("a", prompt))
                 if isinstance(match, Reject):  # the right PIN, but no one to call yet
                     self.post(as_event(self._hang_up_a))
