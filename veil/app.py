@@ -14,9 +14,10 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from veil import __version__
-from veil.api import health
+from veil.api import health, metrics
 from veil.api.edge import PlivoEdge
 from veil.api.plivo import accounts, numbers, recordings, schemas
+from veil.api.plivo import webhooks as webhook_routes
 from veil.api.plivo.errors import install_error_handlers
 from veil.api.plivo.sessions import session_router
 from veil.calls.plane import CallPlane
@@ -28,21 +29,25 @@ from veil.service import sweeper
 from veil.service.accounts import Authenticator
 from veil.service.context import ServiceContext
 from veil.store.db import Database
+from veil.webhooks.delivery import DeliveryConfig, DeliveryWorker
 
 
 def build_app(
     settings: Settings, *, clock: Clock | None = None, background: bool = True
 ) -> FastAPI:
-    """The ASGI application. ``background=False`` leaves the sweeper off (tests drive
-    it by hand)."""
+    """The ASGI application. ``background=False`` leaves the sweeper and the webhook
+    delivery worker off (tests drive them by hand)."""
     db = Database(settings.database_url)
     ctx = ServiceContext(db=db, clock=clock or SystemClock(), public_url=settings.public_url)
 
     plane = CallPlane(settings, ctx) if settings.sip_listen != "off" else None
+    webhooks = DeliveryWorker(db, ctx.clock, DeliveryConfig.from_settings(settings))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(sweeper.run_forever(ctx))] if background else []
+        if background:
+            webhooks.start()
         if plane is not None:
             await plane.start()
         _settle_heap()
@@ -52,6 +57,7 @@ def build_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await webhooks.stop()
             if plane is not None:
                 await plane.stop()
             await db.dispose()
@@ -78,8 +84,10 @@ def build_app(
         session_router(Profile.LEGACY),
         numbers.router,
         recordings.router,
+        webhook_routes.router,
         accounts.router,
         health.router,
+        metrics.router,
     ]
     documented: list[APIRoute] = []
     for router in routers:

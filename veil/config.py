@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     media_dtmf_listen: str = "127.0.0.1:22233"
     recordings_dir: Path = Path("./recordings")
     log_level: str = "info"
+    # Webhook delivery (veil.webhooks.delivery).
+    webhook_timeout: float = 5.0  # seconds for one request, connect to response
+    webhook_max_age: float = 86_400.0  # seconds after an event that it is still retried
+    webhook_concurrency: int = 32  # requests in flight per node
+    webhook_block_private: bool = False  # refuse private, loopback, link-local targets
 
     # Set by load_settings(); not an environment variable.
     config_file: Path | None = None
@@ -96,6 +101,20 @@ class Settings(BaseSettings):
         for part in value.split(","):
             if part.strip():
                 ipaddress.ip_network(part.strip(), strict=False)
+        return value
+
+    @field_validator("webhook_timeout", "webhook_max_age")
+    @classmethod
+    def _positive_seconds(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be a positive number of seconds")
+        return value
+
+    @field_validator("webhook_concurrency")
+    @classmethod
+    def _concurrency(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("VEIL_WEBHOOK_CONCURRENCY must be at least 1")
         return value
 
     @field_validator("media")

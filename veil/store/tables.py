@@ -240,6 +240,28 @@ outbox = Table(
     Column("last_error", Text, nullable=True),
     Column("created_time", UtcDateTime, nullable=False),
     Column("delivered_time", UtcDateTime, nullable=True),
+    # A worker sending the row holds it until lease_until; lease_owner names the claim,
+    # so a worker whose lease ran out cannot reschedule a row another one has taken.
+    Column("lease_until", UtcDateTime, nullable=True),
+    Column("lease_owner", String(36), nullable=True),
+    # Tried once after the primary URL failed for good (no Plivo parameter sets it yet).
+    Column("backup_url", Text, nullable=True),
     Index("ix_outbox_due", "status", "next_attempt_time"),
     Index("ix_outbox_session", "session_id", "sequence"),
+    Index("ix_outbox_account_created", "account_id", "created_time"),
+)
+
+# Every attempt to deliver an outbox row: the history an API can list.
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("outbox_id", Id, ForeignKey("outbox.id", ondelete="CASCADE"), nullable=False),
+    Column("attempt", Integer, nullable=False),  # 1, 2, ... for the row
+    Column("time", UtcDateTime, nullable=False),  # when the request started
+    Column("url", Text, nullable=False),
+    Column("status_code", Integer, nullable=True),  # None: no response
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Index("ix_delivery_attempts_outbox", "outbox_id", "attempt"),
 )
