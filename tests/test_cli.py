@@ -10,9 +10,12 @@ import uuid
 from pathlib import Path
 
 import plivo
+import pytest
 
 from tests.servers import POSTGRES_ADMIN_URL, _admin_sql
 from tests.utils import pool_number
+from veil.config import Settings
+from veil.webhooks.delivery import DeliveryConfig
 
 
 def veil(
@@ -134,3 +137,22 @@ def test_serve_refuses_an_unmigrated_postgresql(tmp_path: Path) -> None:
         assert json.loads(upgraded.stdout)["revision"]
     finally:
         _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize(
+    ("env", "blocked"),
+    [
+        ({}, False),  # the embedded default: everything on loopback
+        ({"VEIL_PROFILE": "production"}, True),
+        ({"VEIL_PROFILE": "production", "VEIL_WEBHOOK_BLOCK_PRIVATE": "false"}, False),
+        ({"VEIL_WEBHOOK_BLOCK_PRIVATE": "true"}, True),
+    ],
+)
+def test_private_callback_targets_are_refused_in_production(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], blocked: bool
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.block_private_targets is blocked
+    assert DeliveryConfig.from_settings(settings).block_private is blocked

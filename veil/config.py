@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import field_validator
 from pydantic_settings import (
@@ -50,10 +50,21 @@ class Settings(BaseSettings):
     webhook_timeout: float = 5.0  # seconds for one request, connect to response
     webhook_max_age: float = 86_400.0  # seconds after an event that it is still retried
     webhook_concurrency: int = 32  # requests in flight per node
-    webhook_block_private: bool = False  # refuse private, loopback, link-local targets
+    # Refuse private, loopback, link-local targets; unset: on in the production profile.
+    webhook_block_private: bool | None = None
+    # "embedded" (one machine, everything on loopback: the default) or "production"
+    # (defaults that assume customers' URLs are on the internet).
+    profile: Literal["embedded", "production"] = "embedded"
 
     # Set by load_settings(); not an environment variable.
     config_file: Path | None = None
+
+    @property
+    def block_private_targets(self) -> bool:
+        """Whether callbacks to private and loopback addresses are refused."""
+        if self.webhook_block_private is not None:
+            return self.webhook_block_private
+        return self.profile == "production"
 
     @field_validator("http_listen", "media_dtmf_listen")
     @classmethod

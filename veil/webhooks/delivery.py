@@ -79,7 +79,7 @@ class DeliveryConfig:
         return cls(
             timeout=settings.webhook_timeout,
             concurrency=settings.webhook_concurrency,
-            block_private=settings.webhook_block_private,
+            block_private=settings.block_private_targets,
             retry=RetryPolicy(max_age=settings.webhook_max_age),
         )
 
