@@ -53,6 +53,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/breakdown.py
 	$(BIN)/python bench/sip.py
 	$(BIN)/python bench/media.py
+	$(BIN)/python bench/webhooks.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     # Webhook delivery (veil.webhooks.delivery).
     webhook_timeout: float = 5.0  # seconds for one request, connect to response
     webhook_max_age: float = 86_400.0  # seconds after an event that it is still retried
-    webhook_concurrency: int = 32  # requests in flight per node
+    webhook_concurrency: int = 128  # requests in flight per node
     # Refuse private, loopback, link-local targets; unset: on in the production profile.
     webhook_block_private: bool | None = None
     # "embedded" (one machine, everything on loopback: the default) or "production"

@@ -406,7 +406,7 @@ def test_receiver_down_then_up_gets_everything_in_order(url: str) -> None:
         assert all(seqs == [1, 2, 3, 4] for seqs in order.values()), order
         stored = await attempts_of(ctx.db, ids[0])
         assert stored[0].status_code is None
-        assert stored[0].error is not None and "ConnectError" in stored[0].error
+        assert stored[0].error is not None and "ConnectionRefusedError" in stored[0].error
         assert stored[-1].status_code == 200
 
     run(url, scenario)

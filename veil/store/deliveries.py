@@ -156,11 +156,46 @@ def _delivery(m: Any, tokens: dict[int, tuple[str, str]]) -> Delivery:
     )
 
 
+# Settling a row runs once per delivery: the statements are built once (building one
+# with .values() and comparisons cost more than executing it).
+_RECORD_ATTEMPT = insert(delivery_attempts)
+_SETTLED = {
+    "attempts": outbox.c.attempts + bindparam("made"),
+    "lease_until": None,
+    "lease_owner": None,
+}
+_MARK_DELIVERED = (
+    update(outbox)
+    .where(outbox.c.id == bindparam("row"), outbox.c.status == PENDING)
+    .values(
+        status=OutboxStatus.DELIVERED.value,
+        delivered_time=bindparam("now"),
+        last_error=None,
+        **_SETTLED,
+    )
+)
+_HELD = (
+    outbox.c.id == bindparam("row"),
+    outbox.c.status == PENDING,
+    outbox.c.lease_owner == bindparam("owner"),
+)
+_SCHEDULE_RETRY = (
+    update(outbox)
+    .where(*_HELD)
+    .values(next_attempt_time=bindparam("at"), last_error=bindparam("error"), **_SETTLED)
+)
+_MARK_DEAD = (
+    update(outbox)
+    .where(*_HELD)
+    .values(status=OutboxStatus.DEAD.value, last_error=bindparam("error"), **_SETTLED)
+)
+
+
 async def record_attempts(conn: Conn, outbox_id: int, attempts: Sequence[Attempt]) -> None:
     """Store the history of one claim's attempts."""
     if attempts:
         await conn.execute(
-            insert(delivery_attempts),
+            _RECORD_ATTEMPT,
             [
                 {
                     "outbox_id": outbox_id,
@@ -178,50 +213,21 @@ async def record_attempts(conn: Conn, outbox_id: int, attempts: Sequence[Attempt
 
 async def mark_delivered(conn: Conn, outbox_id: int, *, now: datetime, attempts: int) -> None:
     """A 2xx came back. Whoever holds the lease now, the event has reached the receiver."""
-    await conn.execute(
-        update(outbox)
-        .where(outbox.c.id == outbox_id, outbox.c.status == PENDING)
-        .values(
-            status=OutboxStatus.DELIVERED.value,
-            delivered_time=now,
-            attempts=outbox.c.attempts + attempts,
-            last_error=None,
-            lease_until=None,
-            lease_owner=None,
-        )
-    )
+    await conn.execute(_MARK_DELIVERED, {"row": outbox_id, "now": now, "made": attempts})
 
 
 async def schedule_retry(
     conn: Conn, outbox_id: int, *, owner: str, at: datetime, attempts: int, error: str
 ) -> None:
     """Try again at ``at``; only while ``owner`` still holds the row."""
-    await conn.execute(
-        update(outbox)
-        .where(outbox.c.id == outbox_id, outbox.c.status == PENDING, outbox.c.lease_owner == owner)
-        .values(
-            next_attempt_time=at,
-            attempts=outbox.c.attempts + attempts,
-            last_error=error,
-            lease_until=None,
-            lease_owner=None,
-        )
-    )
+    params = {"row": outbox_id, "owner": owner, "at": at, "made": attempts, "error": error}
+    await conn.execute(_SCHEDULE_RETRY, params)
 
 
 async def mark_dead(conn: Conn, outbox_id: int, *, owner: str, attempts: int, error: str) -> None:
     """Give up on the row (dead letter); only while ``owner`` still holds it."""
-    await conn.execute(
-        update(outbox)
-        .where(outbox.c.id == outbox_id, outbox.c.status == PENDING, outbox.c.lease_owner == owner)
-        .values(
-            status=OutboxStatus.DEAD.value,
-            attempts=outbox.c.attempts + attempts,
-            last_error=error,
-            lease_until=None,
-            lease_owner=None,
-        )
-    )
+    params = {"row": outbox_id, "owner": owner, "made": attempts, "error": error}
+    await conn.execute(_MARK_DEAD, params)
 
 
 async def release(conn: Conn, outbox_ids: Iterable[int], *, owner: str) -> None:

@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlencode, urlsplit
 
-import httpx
-
 from veil.clock import Clock
 from veil.config import Settings
 from veil.domain.delivery import (
@@ -49,6 +47,7 @@ from veil.domain.delivery import (
 from veil.store import deliveries
 from veil.store.db import Database
 from veil.store.deliveries import Attempt, Delivery
+from veil.webhooks.http1 import CallbackClient, CallbackHttpError
 from veil.webhooks.signing import plivo_headers, request_url
 
 log = logging.getLogger(__name__)
@@ -65,7 +64,7 @@ class DeliveryConfig:
     """How the worker sends. ``from_settings`` maps the ``VEIL_WEBHOOK_*`` settings."""
 
     timeout: float = 5.0  # seconds per request, connect to response
-    concurrency: int = 32  # requests in flight
+    concurrency: int = 128  # requests in flight
     block_private: bool = False  # refuse targets that resolve to non-public addresses
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     poll_interval: float = POLL_INTERVAL
@@ -88,8 +87,7 @@ class DeliveryWorker:
     """Sends the outbox. ``start()`` it once; ``stop()`` finishes or abandons what is in
     flight (abandoned rows are given back, or their lease ends if that fails) and returns.
 
-    ``rand`` draws the backoff jitter (tests pass a fixed one); ``transport`` replaces
-    httpx's network transport (never needed by the tests, which use a real receiver).
+    ``rand`` draws the backoff jitter (tests pass a fixed one).
     """
 
     def __init__(
@@ -99,18 +97,16 @@ class DeliveryWorker:
         config: DeliveryConfig,
         *,
         rand: Callable[[], float] = random.random,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.config = config
         self._rand = rand
-        self._transport = transport
         self._owner = str(uuid.uuid4())  # names this worker's leases
         self._wake = asyncio.Event()
         self._inflight: dict[asyncio.Task[None], Delivery] = {}
         self._task: asyncio.Task[None] | None = None
-        self._client: httpx.AsyncClient | None = None
+        self._client: CallbackClient | None = None
 
     def start(self) -> None:
         if self._task is None:
@@ -125,14 +121,8 @@ class DeliveryWorker:
             await task
 
     async def _run(self) -> None:
-        self._client = httpx.AsyncClient(
-            follow_redirects=False,
-            timeout=httpx.Timeout(self.config.timeout),
-            limits=httpx.Limits(max_connections=self.config.concurrency),
-            trust_env=False,  # no proxy from the environment: targets are checked as given
-            transport=self._transport,
-            headers={"User-Agent": USER_AGENT},
-        )
+        # No proxy from the environment (targets are checked as given), no redirects.
+        self._client = CallbackClient(user_agent=USER_AGENT)
         try:
             while True:
                 self._wake.clear()
@@ -277,7 +267,7 @@ class DeliveryWorker:
             )
         except ValueError as exc:  # a method other than GET/POST, a bad port or host
             return Outcome(error=f"refused: {exc}", refused=True)
-        content = None
+        content = b""
         if method == "POST":
             headers["Content-Type"] = "application/x-www-form-urlencoded"
             content = urlencode(params).encode()
@@ -288,24 +278,20 @@ class DeliveryWorker:
                     refusal = await _private_target(target)
                     if refusal is not None:
                         return Outcome(error=refusal, refused=True)
-                response = await self._client.send(
-                    self._client.build_request(method, target, content=content, headers=headers),
-                    stream=True,  # the body is never read: a receiver cannot make us buffer it
-                )
-                await response.aclose()
-        except (TimeoutError, httpx.TimeoutException):
+                reply = await self._client.request(method, target, list(headers.items()), content)
+        except TimeoutError:
             return Outcome(error=f"timeout after {self.config.timeout:g} s")
-        except (httpx.HTTPError, OSError) as exc:
+        except (CallbackHttpError, OSError) as exc:
             return Outcome(error=f"{type(exc).__name__}: {exc}".rstrip(": "))
-        status = response.status_code
+        status = reply.status
         if 300 <= status < 400:
-            location = response.headers.get("Location", "(no Location)")
+            location = reply.headers.get("location", "(no Location)")
             return Outcome(
                 status_code=status, error=f"HTTP {status}: redirect to {location} not followed"
             )
         return Outcome(
             status_code=status,
-            retry_after=parse_retry_after(response.headers.get("Retry-After"), self.clock.now()),
+            retry_after=parse_retry_after(reply.headers.get("retry-after"), self.clock.now()),
         )
 
 
