@@ -393,17 +393,22 @@ def _sox_mix(parts: Sequence[bytes], timeout: float = 120.0) -> bytes:
             path.write_bytes(part)
             inputs += ["-v", "1", *_RAW, str(path)]  # full level: a sum, not an average
         out = Path(scratch) / "mix.raw"
-        command = [sox, "-V1", "-D", "-m", *inputs, *_RAW, str(out)]
-        try:
-            result = subprocess.run(
-                command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise RecordingError(f"sox took more than {timeout}s") from exc
-        if result.returncode != 0:
-            detail = result.stderr.decode(errors="replace").strip()[-500:]
-            raise RecordingError(f"sox exited {result.returncode}: {detail}")
+        _run_tool([sox, "-V1", "-D", "-m", *inputs, *_RAW, str(out)], timeout)
         return out.read_bytes()
+
+
+def _run_tool(command: list[str], timeout: float) -> None:
+    """Run an audio tool (sox, lame, ffmpeg); RecordingError says why it failed."""
+    name = Path(command[0]).name
+    try:
+        result = subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RecordingError(f"{name} took more than {timeout}s") from exc
+    if result.returncode != 0:
+        detail = result.stderr.decode(errors="replace").strip()[-500:]
+        raise RecordingError(f"{name} exited {result.returncode}: {detail}")
 
 
 def to_wav(streams: Sequence[Stream], path: str | Path, *, stereo: bool) -> float:
@@ -453,15 +458,7 @@ def to_mp3(
         command = [lame, "--quiet", "-b", str(bitrate), str(wav_path), str(mp3_path)]
     else:
         raise RecordingError("MP3 needs ffmpeg or lame on PATH; neither is installed")
-    try:
-        result = subprocess.run(
-            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise RecordingError(f"{Path(command[0]).name} took more than {timeout}s") from exc
-    if result.returncode != 0:
-        detail = result.stderr.decode(errors="replace").strip()[-500:]
-        raise RecordingError(f"{Path(command[0]).name} exited {result.returncode}: {detail}")
+    _run_tool(command, timeout)
 
 
 def convert(

@@ -29,6 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from veil.domain.delivery import OutboxStatus
 from veil.store.db import Conn
+from veil.store.paging import newest_first
 from veil.store.tables import accounts, delivery_attempts, outbox, sessions
 
 PENDING = OutboxStatus.PENDING.value
@@ -371,16 +372,10 @@ async def list_deliveries(
         where.append(outbox.c.session_id == session_id.scalar_subquery())
     if event is not None:
         where.append(outbox.c.event == event)
-    total = (
-        await conn.execute(select(func.count()).select_from(outbox).where(*where))
-    ).scalar_one()
-    rows = await conn.execute(
-        _VIEW.where(*where)
-        .order_by(outbox.c.created_time.desc(), outbox.c.id.desc())
-        .limit(limit)
-        .offset(offset)
+    rows, total = await newest_first(
+        conn, _VIEW, outbox, where, outbox.c.created_time, limit=limit, offset=offset
     )
-    return [_view(r) for r in rows], int(total)
+    return [_view(r) for r in rows], total
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from veil.domain.list_filters import Bound, Op
 from veil.domain.recordings import Recording, RecordingFilter
 from veil.store.db import Conn
+from veil.store.paging import newest_first
 from veil.store.tables import interactions, recordings
 
 _FIELDS = list(Recording.__dataclass_fields__)
@@ -85,16 +86,13 @@ async def list_recordings(
         if value is not None:
             where.append(recordings.c[name] == value)
     where.extend(_bound_clause(b) for b in filters.bounds)
-    total = (
-        await conn.execute(select(func.count()).select_from(recordings).where(*where))
-    ).scalar_one()
-    rows = (
-        await conn.execute(
-            select(recordings)
-            .where(*where)
-            .order_by(recordings.c.add_time.desc(), recordings.c.id.desc())
-            .limit(filters.limit)
-            .offset(filters.offset)
-        )
-    ).all()
-    return [recording_from_row(r) for r in rows], int(total)
+    rows, total = await newest_first(
+        conn,
+        select(recordings),
+        recordings,
+        where,
+        recordings.c.add_time,
+        limit=filters.limit,
+        offset=filters.offset,
+    )
+    return [recording_from_row(r) for r in rows], total

@@ -15,7 +15,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
-    func,
     insert,
     or_,
     select,
@@ -27,6 +26,7 @@ from veil.domain.list_filters import Bound, Op, SessionFilter
 from veil.domain.session import Session, Status
 from veil.domain.session_params import SETTINGS_FIELDS, SessionSettings
 from veil.store.db import Conn
+from veil.store.paging import newest_first
 from veil.store.tables import number_claims, numbers, sessions
 
 _SETTINGS_COLUMNS = [sessions.c[name] for name in SETTINGS_FIELDS]
@@ -144,19 +144,16 @@ async def list_sessions(
     if filters.status is not None:
         where.append(_status_clause(filters.status, now))
     where.extend(_bound_clause(b) for b in filters.bounds)
-    total = (
-        await conn.execute(select(func.count()).select_from(sessions).where(*where))
-    ).scalar_one()
-    rows = (
-        await conn.execute(
-            select(sessions)
-            .where(*where)
-            .order_by(sessions.c.created_time.desc(), sessions.c.id.desc())
-            .limit(filters.limit)
-            .offset(filters.offset)
-        )
-    ).all()
-    return [session_from_row(r) for r in rows], int(total)
+    rows, total = await newest_first(
+        conn,
+        select(sessions),
+        sessions,
+        where,
+        sessions.c.created_time,
+        limit=filters.limit,
+        offset=filters.offset,
+    )
+    return [session_from_row(r) for r in rows], total
 
 
 async def sticky_number(conn: Conn, *, main_account_id: int, pair: str) -> int | None:
