@@ -8,6 +8,7 @@ import array
 import http.server
 import itertools
 import math
+import random
 import socket
 import struct
 import threading
@@ -96,12 +97,29 @@ class Tone:
     packets: int
 
 
+# Ears take ports between the test rtpengines' ranges (up to 30999, tests/servers.py) and
+# the kernel's ephemeral ports: an ephemeral one could be a plane's trunk port, which is
+# free between tests (SIPp binds it per test) and would then be taken from the trunk.
+EAR_PORTS = range(31000, 32768)
+
+
+def _bind_below_ephemeral() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for port in random.sample(EAR_PORTS, 50):
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return sock
+    sock.close()
+    raise RuntimeError("no free port for an Ear")
+
+
 class Ear:
     """A UDP socket standing for a party's audio port: it keeps every RTP packet."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock = _bind_below_ephemeral()
         self.sock.settimeout(0.2)
         self.port = int(self.sock.getsockname()[1])
         self.packets: list[Packet] = []
