@@ -67,14 +67,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.sip import POOL, injection
+from bench.sip import injection
+from bench.sip import prepare as sip_prepare
 from tests.servers import database, free_sip_port, veil_server
-from veil.clock import SystemClock
-from veil.domain.session_params import Profile, parse_create
 from veil.media import bencode
-from veil.service import accounts, numbers, sessions
-from veil.service.context import ServiceContext
-from veil.store.db import Database
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 UAC_SCENARIO = SCENARIOS / "uac_media_bench.xml"
@@ -102,31 +98,9 @@ CONTROL = b"\x00"  # first byte of the counter's control datagrams (RTP's is 0x8
 
 
 async def prepare(url: str, count: int, record: bool) -> list[tuple[str, str]]:
-    """``count`` sessions with parties of their own, ``record`` as asked: (caller,
-    virtual number) each. As bench/sip.py's ``prepare``, with ``record``."""
-    db = Database(url)
-    ctx = ServiceContext(db=db, clock=SystemClock())
-    try:
-        account = await accounts.create_account(ctx, name="bench-media")
-        await numbers.add_numbers(ctx, account, [f"+1415{3000000 + i}" for i in range(POOL)])
-        pairs = []
-        for i in range(count):
-            caller = f"+1917{2000000 + i}"
-            request = parse_create(
-                {
-                    "first_party": caller,
-                    "second_party": f"+1718{2000000 + i}",
-                    "session_expiry": 86400,
-                    "record": record,
-                    "record_file_format": RECORDING_SUFFIX[1:],
-                },
-                Profile.CURRENT,
-            )
-            session = await sessions.create_session(ctx, account, request)
-            pairs.append((caller, session.virtual_number))
-        return pairs
-    finally:
-        await db.dispose()
+    """``count`` sessions with parties of their own, ``record`` as asked."""
+    extra = {"record": record, "record_file_format": RECORDING_SUFFIX[1:]}
+    return await sip_prepare(url, count, extra, name="bench-media")
 
 
 Frame = tuple[int, bytes]  # capture time in microseconds, Ethernet frame

@@ -42,12 +42,15 @@ SCENARIO = Path(__file__).parent / "scenarios" / "uac_bench.xml"
 POOL = 50  # virtual numbers
 
 
-async def prepare(url: str, count: int) -> list[tuple[str, str]]:
-    """``count`` sessions with parties of their own: (caller, virtual number) each."""
+async def prepare(
+    url: str, count: int, extra: dict[str, object] | None = None, name: str = "bench"
+) -> list[tuple[str, str]]:
+    """``count`` sessions with parties of their own (and ``extra`` session parameters):
+    (caller, virtual number) each."""
     db = Database(url)
     ctx = ServiceContext(db=db, clock=SystemClock())
     try:
-        account = await accounts.create_account(ctx, name="bench")
+        account = await accounts.create_account(ctx, name=name)
         await numbers.add_numbers(ctx, account, [f"+1415{3000000 + i}" for i in range(POOL)])
         pairs = []
         for i in range(count):
@@ -57,6 +60,7 @@ async def prepare(url: str, count: int) -> list[tuple[str, str]]:
                     "first_party": caller,
                     "second_party": f"+1718{2000000 + i}",
                     "session_expiry": 86400,
+                    **(extra or {}),
                 },
                 Profile.CURRENT,
             )

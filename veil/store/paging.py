@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Select, Table, func, select
 
+from veil.domain.list_filters import Bound, Op
 from veil.store.db import Conn
 
 
@@ -27,3 +28,20 @@ async def newest_first(
         query.where(*where).order_by(newest.desc(), table.c.id.desc()).limit(limit).offset(offset)
     )
     return list(rows.all()), int(total)
+
+
+def bound_clause(column: Any, bound: Bound) -> ColumnElement[bool]:
+    """A list filter's bound on ``column`` (``__gt``, ``__lte``, ... as Plivo's lists
+    read them: a bare value matches its whole unit, so ``gt`` starts after it)."""
+    match bound.op:
+        case Op.EQ:
+            clause: ColumnElement[bool] = (column >= bound.value) & (column < bound.end)
+        case Op.GT:
+            clause = column >= bound.end
+        case Op.GTE:
+            clause = column >= bound.value
+        case Op.LT:
+            clause = column < bound.value
+        case Op.LTE:
+            clause = column < bound.end
+    return clause

@@ -8,10 +8,9 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from veil.domain.list_filters import Bound, Op
 from veil.domain.recordings import Recording, RecordingFilter
 from veil.store.db import Conn
-from veil.store.paging import newest_first
+from veil.store.paging import bound_clause, newest_first
 from veil.store.tables import interactions, recordings
 
 _FIELDS = list(Recording.__dataclass_fields__)
@@ -58,21 +57,6 @@ async def delete_recording(conn: Conn, recording_id: str) -> None:
     await conn.execute(_DELETE, {"rid": recording_id})
 
 
-def _bound_clause(bound: Bound) -> ColumnElement[bool]:
-    column = recordings.c[bound.column]
-    match bound.op:
-        case Op.EQ:
-            return (column >= bound.value) & (column < bound.end)
-        case Op.GT:
-            return column >= bound.end
-        case Op.GTE:
-            return column >= bound.value
-        case Op.LT:
-            return column < bound.value
-        case Op.LTE:
-            return column < bound.end
-
-
 async def list_recordings(
     conn: Conn, *, main_account_id: int, account_id: int | None, filters: RecordingFilter
 ) -> tuple[list[Recording], int]:
@@ -85,7 +69,7 @@ async def list_recordings(
         value = getattr(filters, name)
         if value is not None:
             where.append(recordings.c[name] == value)
-    where.extend(_bound_clause(b) for b in filters.bounds)
+    where.extend(bound_clause(recordings.c[b.column], b) for b in filters.bounds)
     rows, total = await newest_first(
         conn,
         select(recordings),

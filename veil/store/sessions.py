@@ -22,11 +22,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
-from veil.domain.list_filters import Bound, Op, SessionFilter
+from veil.domain.list_filters import Bound, SessionFilter
 from veil.domain.session import Session, Status
 from veil.domain.session_params import SETTINGS_FIELDS, SessionSettings
 from veil.store.db import Conn
-from veil.store.paging import newest_first
+from veil.store.paging import bound_clause, newest_first
 from veil.store.tables import number_claims, numbers, sessions
 
 _SETTINGS_COLUMNS = [sessions.c[name] for name in SETTINGS_FIELDS]
@@ -108,21 +108,11 @@ def _status_clause(status: Status, now: datetime) -> ColumnElement[bool]:
     return and_(sessions.c.status == status.value, sessions.c.expiry_time > now)
 
 
-def _bound_clause(bound: Bound) -> Any:
+def _bound_clause(bound: Bound) -> ColumnElement[bool]:
     column: Any = sessions.c[bound.column]
     if bound.column == "duration":
         column = cast(column, BigInteger)  # filter values may exceed a 32-bit integer
-    match bound.op:
-        case Op.EQ:
-            return and_(column >= bound.value, column < bound.end)
-        case Op.GT:
-            return column >= bound.end
-        case Op.GTE:
-            return column >= bound.value
-        case Op.LT:
-            return column < bound.value
-        case Op.LTE:
-            return column < bound.end
+    return bound_clause(column, bound)
 
 
 async def list_sessions(
