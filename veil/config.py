@@ -17,6 +17,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from veil.domain.infobip import CALLBACK_TIMEOUT
 from veil.sip.endpoint import is_ip
 from veil.sip.grammar import parse_uri
 
@@ -45,11 +46,14 @@ class Settings(BaseSettings):
     # Where external rtpengines (VEIL_MEDIA=udp:...) send DTMF: their dtmf-log-dest.
     media_dtmf_listen: str = "127.0.0.1:22233"
     recordings_dir: Path = Path("./recordings")
+    files_dir: Path = Path("./files")  # audio files uploaded through the Infobip-style API
     log_level: str = "info"
     # Webhook delivery (veil.webhooks.delivery).
     webhook_timeout: float = 5.0  # seconds for one request, connect to response
     webhook_max_age: float = 86_400.0  # seconds after an event that it is still retried
     webhook_concurrency: int = 128  # requests in flight per node
+    # Seconds Veil waits for an Infobip-style callbackUrl's answer (then its backup).
+    infobip_callback_timeout: float = CALLBACK_TIMEOUT
     # Refuse private, loopback, link-local targets; unset: on in the production profile.
     webhook_block_private: bool | None = None
     # "embedded" (one machine, everything on loopback: the default) or "production"
@@ -114,7 +118,7 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(part.strip(), strict=False)
         return value
 
-    @field_validator("webhook_timeout", "webhook_max_age")
+    @field_validator("webhook_timeout", "webhook_max_age", "infobip_callback_timeout")
     @classmethod
     def _positive_seconds(cls, value: float) -> float:
         if not value > 0:

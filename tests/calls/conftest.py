@@ -131,6 +131,10 @@ class Plane:
         return a, b_result
 
 
+# Seconds Veil waits for an Infobip-style callback (VEIL_INFOBIP_CALLBACK_TIMEOUT): short,
+# so that the fall-over to the backup URL takes a test seconds, not the default's five.
+CALLBACK_TIMEOUT = 2
+
 TRUNK_USER = "veil-trunk"
 TRUNK_PASSWORD = "s3cret-Pa55"
 
@@ -156,7 +160,10 @@ class _Planes:
             url = self.stack.enter_context(database(config.backend, workdir))
             trunk_port = free_sip_port()
             param = ";transport=tcp" if config.transport == "tcp" else ""
-            env = {"VEIL_TRUNK_OUTBOUND": f"sip:127.0.0.1:{trunk_port}{param}"}
+            env = {
+                "VEIL_TRUNK_OUTBOUND": f"sip:127.0.0.1:{trunk_port}{param}",
+                "VEIL_INFOBIP_CALLBACK_TIMEOUT": str(CALLBACK_TIMEOUT),
+            }
             if config.media != "off":
                 env["VEIL_MEDIA"] = config.media
                 env["VEIL_RECORDINGS_DIR"] = str(workdir / "recordings")

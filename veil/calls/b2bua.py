@@ -23,6 +23,7 @@ from veil.sip.errors import ParseError
 from veil.sip.grammar import SipUri, parse_uri
 from veil.sip.message import Request, Response
 from veil.sip.transaction import ServerTransaction, Target
+from veil.webhooks.ask import CustomerAsker
 
 log = logging.getLogger("veil.calls")
 
@@ -75,6 +76,7 @@ class B2bua:
     # What the media features need (None without a media engine).
     prompts: Prompts | None = None
     recorder: Recorder | None = None
+    asker: CustomerAsker | None = None  # Infobip-style numbers' callbackUrl
     recordings_dir: Path = Path("recordings")
     endpoint: SipEndpoint = field(init=False)
     calls: dict[tuple[str, str, int | None, str], Call] = field(init=False, default_factory=dict)

@@ -33,6 +33,7 @@ from veil.domain.calls import (
     RELAYED_CONTENT_TYPES,
     RING_TIMEOUT,
     Announce,
+    AskCustomer,
     AskPin,
     Bridge,
     Decision,
@@ -47,6 +48,23 @@ from veil.domain.calls import (
     relay_status,
 )
 from veil.domain.ids import new_uuid
+from veil.domain.infobip import (
+    CALL_TIME_LIMIT,
+    CALLBACK_FAILED,
+    CALLER_ID_REFUSED,
+    FILE_NOT_FOUND,
+    MAX_CALLBACKS,
+    TOO_MANY_CALLBACKS,
+    Audio,
+    CallStatus,
+    CaptureDtmf,
+    Dial,
+    MaskedCall,
+    status_for_sip,
+)
+from veil.domain.infobip import (
+    RING_TIMEOUT as DIAL_RING_TIMEOUT,
+)
 from veil.domain.phone import normalize_number
 from veil.domain.pin_entry import (
     FIRST_KEY_TIMEOUT,
@@ -61,13 +79,14 @@ from veil.media import prompts
 from veil.media.dtmf import DtmfEvent
 from veil.media.prompts import PromptError
 from veil.service import calls as call_service
-from veil.service import recordings
+from veil.service import masked_calls, recordings
 from veil.sip.dialog import Dialog, new_call_id, new_tag
 from veil.sip.endpoint import target_for
 from veil.sip.errors import ParseError
 from veil.sip.grammar import SipUri, parse_address
 from veil.sip.message import Headers, Request, Response
 from veil.sip.transaction import ClientInvite, ServerTransaction, Target
+from veil.webhooks.ask import AskFailed
 
 if TYPE_CHECKING:
     from veil.calls.b2bua import B2bua
@@ -165,6 +184,8 @@ class Call:
         self._recording: tuple[str, datetime] | None = None  # (recording uuid, start)
         # Before the caller is a party (PIN, announcement): whose prompts it hears.
         self.prompts_of: Session | None = None
+        # A call to a number of an Infobip-style configuration (no session).
+        self.masked: MaskedCall | None = None
         self._queue = _Mailbox()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._ledger: asyncio.Task[None] | None = None
@@ -265,6 +286,9 @@ class Call:
             self.prompts_of = decision.session
         if isinstance(decision, Announce):
             self._start_work(self._announce(decision))
+            return
+        if isinstance(decision, AskCustomer):
+            self._start_work(self._ask_customer(decision, called or "", caller))
             return
         if self.b2bua.settings.trunk is None:
             self._refuse(NO_TRUNK)
@@ -449,6 +473,139 @@ class Call:
                 return None
             return await call_service.match_pin(self.b2bua.ctx, called, attempt, complete=True)
 
+    # -- Infobip-style numbers: the customer's callbackUrl says what to do
+    async def _ask_customer(self, decision: AskCustomer, called: str, caller: str | None) -> None:
+        """Ask the callbackUrl (then its backup), carry out its command; after a
+        captureDtmf ask again with the keys. Any failure ends the call with a cause
+        that the status report repeats."""
+        ctx, asker = self.b2bua.ctx, self.b2bua.asker
+        config = decision.config
+        masked = MaskedCall(
+            config=config,
+            caller=caller or "",
+            called=called,
+            start_time=ctx.clock.now(),
+            correlation_id=new_uuid(),
+            nm_correlation_id=new_uuid(),
+        )
+        self.masked = masked
+        if asker is None:
+            raise MediaError("no callback client")
+        credentials = await masked_calls.credentials(ctx, config.account_id)
+        keys: str | None = None
+        while True:
+            if masked.callbacks >= MAX_CALLBACKS:
+                self._end_masked(TOO_MANY_CALLBACKS, f"more than {MAX_CALLBACKS} callbacks")
+                return
+            masked.callbacks += 1
+            try:
+                command = await asker.ask(config, masked.callback_body(keys), credentials)
+            except AskFailed as exc:
+                log.info("callback of configuration %s failed: %s", config.key, exc)
+                self._end_masked(CALLBACK_FAILED, str(exc))
+                return
+            if isinstance(command, Dial):
+                masked.action, masked.transfer_to = "dial", command.phone_number
+                caller_id = command.caller_id or called
+                problem = await masked_calls.check_caller_id(
+                    ctx, decision.main_account_id, called, caller_id
+                )
+                if problem is not None:
+                    self._end_masked(CALLER_ID_REFUSED, problem)
+                    return
+                if self.b2bua.settings.trunk is None:
+                    self._end_masked((NO_TRUNK.status, NO_TRUNK.reason), NO_TRUNK.reason)
+                    return
+                masked.status = CallStatus.NO_ANSWER  # until the callee answers or refuses
+                self.post(
+                    functools.partial(
+                        self._place_b, caller_id, command.phone_number, DIAL_RING_TIMEOUT
+                    )
+                )
+                return
+            if isinstance(command, Audio):
+                masked.action, masked.file_id = "audio", command.file_id
+                path = await self._audio_file(config.account_id, command.file_id)
+                if path is None:
+                    return
+                if not self.a_answered and not await self._answer_alone():
+                    return
+                masked.status = CallStatus.ANSWERED
+                await sleep_until(await self._play("a", path))
+                self.post(as_event(self._hang_up_a))
+                return
+            masked.action = "captureDtmf"
+            keys = await self._capture_dtmf(config.account_id, command)
+            if keys is None:
+                return
+
+    async def _audio_file(self, account_id: int, file_id: str) -> Path | None:
+        """The WAV of an uploaded file; None (and the call ended) if there is none."""
+        file = await masked_calls.audio_file(self.b2bua.ctx, account_id, file_id)
+        if file is None:
+            self._end_masked(FILE_NOT_FOUND, f"no audio file {file_id}")
+            return None
+        return Path(file.path)
+
+    async def _capture_dtmf(self, account_id: int, command: CaptureDtmf) -> str | None:
+        """Answer, play the prompt, collect keys until the terminator, ``max_length``
+        keys or ``timeout`` seconds of silence. None when the call ended meanwhile."""
+        prompt = None
+        if command.file_id:
+            prompt = await self._audio_file(account_id, command.file_id)
+            if prompt is None:
+                return None
+        if not self.a_answered and not await self._answer_alone():
+            return None
+        keys: asyncio.Queue[str] = asyncio.Queue()
+
+        def pressed(event: DtmfEvent) -> None:
+            if event.source_tag == "a":
+                keys.put_nowait(event.digit)
+
+        loop = asyncio.get_running_loop()
+        unsubscribe = self.media.on_dtmf(pressed)
+        try:
+            await self.media.block("a", dtmf=True, blocked=True)
+            prompt_end = await self._play("a", prompt) if prompt is not None else 0.0
+            digits = ""
+            while len(digits) < command.max_length:
+                timeout = max(0.0, prompt_end - loop.time()) + command.timeout
+                try:
+                    key = await asyncio.wait_for(keys.get(), timeout)
+                except TimeoutError:
+                    break
+                if loop.time() < prompt_end:  # a key stops the prompt
+                    prompt_end = 0.0
+                    with contextlib.suppress(MediaError):
+                        await self.media.stop_play("a")
+                if command.terminator and key == command.terminator:
+                    break
+                digits += key
+            return digits
+        finally:
+            unsubscribe()
+
+    def _end_masked(self, refusal: tuple[int, str], cause: str) -> None:
+        """End a call Veil could not carry out: refused, or hung up once answered."""
+        if self.masked is not None:
+            self.masked.cause = cause
+            if self.masked.status is not CallStatus.ANSWERED:
+                self.masked.status = CallStatus.FAILED
+
+        def end() -> None:
+            if self.phase is Phase.ENDED:
+                return
+            self._release_a(*refusal)
+            self._finish()
+
+        self.post(as_event(end))
+
+    def _caller_left(self) -> None:
+        masked = self.masked
+        if masked is not None and not masked.cause and masked.answered_time is None:
+            masked.cause = "the caller hung up"
+
     def _hang_up_a(self) -> None:
         if self.phase is Phase.ENDED:
             return
@@ -496,6 +653,11 @@ class Call:
         return normalize_number(invite.from_.uri.user_unescaped)
 
     async def _dial(self, decision: Bridge) -> None:
+        session = decision.session
+        await self._place_b(session.virtual_number, decision.callee, session.settings.ring_timeout)
+
+    async def _place_b(self, caller_id: str, callee: str, ring_timeout: float) -> None:
+        """Call ``callee`` through the trunk, showing ``caller_id`` (a virtual number)."""
         if self.phase not in (Phase.ROUTING, Phase.IVR):  # the caller hung up meanwhile
             return
         body = b""
@@ -505,13 +667,11 @@ class Call:
             self._cancelled_before_dial()
             return
         max_forwards = _max_forwards(self.invite) if self.invite is not None else 70
-        self.b_request, self.b.target = self.outbound_invite(
-            decision.session.virtual_number, decision.callee, body, max_forwards
-        )
+        self.b_request, self.b.target = self.outbound_invite(caller_id, callee, body, max_forwards)
         self.b.transport = self.b.target.transport
         self.phase = Phase.DIALING
         self._send_b_invite()
-        self._start_timer("ring", decision.session.settings.ring_timeout, self._ring_timeout)
+        self._start_timer("ring", ring_timeout, self._ring_timeout)
 
     def outbound_invite(
         self, virtual: str, callee: str, body: bytes, max_forwards: int = 70
@@ -592,6 +752,8 @@ class Call:
         if not self.rang and self.interaction is not None:
             self.rang = True
             self._report(self.interaction.caller_role.other, LegEvent.RINGING)
+        if self.masked is not None and self.masked.ringing_time is None:
+            self.masked.ringing_time = self.b2bua.ctx.clock.now()
         self._reply_a(response.status, response.reason, body=body)
 
     async def _b_answered(self, response: Response) -> None:
@@ -648,6 +810,10 @@ class Call:
             self._report(caller, LegEvent.ANSWER)
             self._start_time_limit()
             self._start_recording_if_asked()
+        if self.masked is not None:
+            self.masked.answered_time = self.b2bua.ctx.clock.now()
+            self.masked.status = CallStatus.ANSWERED
+            self._start_timer("limit", CALL_TIME_LIMIT, self._time_limit)
         if self.a_answered:
             self.b2bua.spawn(self._unblock_keys())
 
@@ -721,6 +887,8 @@ class Call:
 
     def _b_failed(self, sip_status: int, relayed: int) -> None:
         self._stop_timer("ring")
+        if self.masked is not None:
+            self.masked.status = status_for_sip(sip_status)
         interaction = self.interaction
         if interaction is not None:
             status = leg_status_for(sip_status)
@@ -755,6 +923,8 @@ class Call:
             interaction.statuses[interaction.caller_role.other] = LegStatus.NO_ANSWER
             interaction.statuses[interaction.caller_role] = LegStatus.FAILED
             interaction.hangup_cause = HangupCause.RING_TIMEOUT
+        if self.masked is not None:
+            self.masked.status = CallStatus.NO_ANSWER
         self._release_a(RING_TIMEOUT.status, RING_TIMEOUT.reason)
         self._cancel_b()
 
@@ -787,6 +957,7 @@ class Call:
         if self.a_final_sent:  # a CANCEL after the 200 changes nothing (RFC 3261 9.2)
             return
         if self.phase is Phase.IVR:
+            self._caller_left()
             self._reply_a(487)
             self._finish()
             return
@@ -964,6 +1135,7 @@ class Call:
         self._stop_work()
         interaction = self.interaction
         if side is Side.A:
+            self._caller_left()
             if interaction is not None:
                 interaction.statuses[interaction.caller_role] = LegStatus.CANCELED
                 interaction.hangup_cause = HangupCause.CANCELED
@@ -1092,6 +1264,18 @@ class Call:
                 interaction.statuses.get(Role.SECOND, LegStatus.NOT_DIALED).value,
                 interaction.connected_seconds(),
             )
+        masked = self.masked
+        if masked is not None:
+            masked.end_time = self.b2bua.ctx.clock.now()
+            self._record(lambda: masked_calls.call_ended(self.b2bua.ctx, masked))
+            log.info(
+                "call %s to a number of configuration %s ended: %s %s %s",
+                masked.correlation_id,
+                masked.config.key,
+                masked.action or "no command",
+                masked.status.value,
+                masked.cause,
+            )
         self._record(self.media.close)
         if interaction is not None and interaction.session.settings.record:
             self._record(self._finish_recording)
@@ -1104,6 +1288,8 @@ class Call:
             self.interaction.hangup_cause = HangupCause.FAILED
         if refusal is None:
             refusal = Reject(500, "Internal error")
+        if self.masked is not None and not self.masked.cause:
+            self.masked.cause = refusal.reason
         if self.phase is Phase.UP:
             self._bye(Side.A)
             self._bye(Side.B)

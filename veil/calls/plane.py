@@ -20,6 +20,7 @@ from veil.media.ng import NgClient, NgPool
 from veil.media.prompts import Prompts
 from veil.media.rtpengine import RtpengineConfig, SupervisedRtpengine, find_binary, free_udp_port
 from veil.service.context import ServiceContext
+from veil.webhooks.ask import CustomerAsker
 
 log = logging.getLogger("veil.calls")
 
@@ -52,6 +53,10 @@ class CallPlane:
             settings.trunk_allow,
         )
         self.b2bua = B2bua(self.ctx, call_settings, media, host, port)
+        self.b2bua.asker = CustomerAsker(
+            timeout=settings.infobip_callback_timeout,
+            block_private=settings.block_private_targets,
+        )
         if self.ctx.media.available:
             recordings_dir = self.settings.recordings_dir.resolve()
             self.b2bua.recordings_dir = recordings_dir
@@ -109,6 +114,8 @@ class CallPlane:
                 await self.b2bua.prompts.aclose()
             if self.b2bua.recorder is not None:
                 self.b2bua.recorder.close()
+            if self.b2bua.asker is not None:
+                await self.b2bua.asker.aclose()
         if self.rtpengine is not None:
             await self.rtpengine.stop()
             # Its generated config and log; recordings live under VEIL_RECORDINGS_DIR.

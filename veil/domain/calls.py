@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from veil.domain.events import SessionEvent
+from veil.domain.infobip import MaskingConfig
 from veil.domain.session import Session, Status
 
 
@@ -56,6 +57,15 @@ class Announce:
 
 
 @dataclass(frozen=True, slots=True)
+class AskCustomer:
+    """The number belongs to an Infobip-style configuration: ask its callbackUrl what to
+    do. ``main_account_id`` owns the number (the caller IDs a dial may show)."""
+
+    config: MaskingConfig
+    main_account_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class Reject:
     """Refuse the call: SIP status and the Reason text (RFC 3326) saying why."""
 
@@ -73,7 +83,7 @@ PIN_NEEDS_MEDIA = Reject(403, "PIN authentication is not available")
 SINGLE_PARTY = Reject(480, "The session has no other party yet")
 
 
-Decision = Bridge | AskPin | Announce | Reject
+Decision = Bridge | AskPin | Announce | AskCustomer | Reject
 
 
 def play_url(session: Session, role: Role) -> str:

@@ -45,3 +45,8 @@ def is_uuid(text: str) -> bool:
     except ValueError:
         return False
     return len(text) == 36
+
+
+def new_number_key() -> str:
+    """32 upper-case hex digits, the shape of Infobip's numberKey and actionKey."""
+    return uuid.uuid4().hex.upper()

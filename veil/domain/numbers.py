@@ -20,3 +20,5 @@ class VirtualNumber:
     region: str
     number_type: str
     added_time: datetime
+    number_key: str = ""  # Infobip's name for it in paths
+    masking_config_id: int | None = None  # owned by an Infobip-style configuration

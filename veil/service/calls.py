@@ -16,6 +16,7 @@ from veil.domain.allocator import party_key, pin_key
 from veil.domain.calls import (
     NOT_A_VIRTUAL_NUMBER,
     SINGLE_PARTY,
+    AskCustomer,
     Bridge,
     Decision,
     HangupCause,
@@ -32,6 +33,7 @@ from veil.domain.ids import new_uuid
 from veil.domain.pin_entry import PinStatus
 from veil.domain.session import Session, Status
 from veil.service.context import ServiceContext
+from veil.store import infobip as infobip_store
 from veil.store import interactions, outbox
 from veil.store import sessions as repo
 from veil.store.db import Conn
@@ -77,7 +79,10 @@ _PIN_CLAIMS = (
     .order_by(number_claims.c.key)
     .limit(2)
 )
-_NUMBER_EXISTS = select(numbers.c.id).where(numbers.c.e164 == bindparam("e164"))
+# Whether the number exists, and whether an Infobip-style configuration owns it.
+_NUMBER_OWNER = select(numbers.c.id, numbers.c.masking_config_id).where(
+    numbers.c.e164 == bindparam("e164")
+)
 _CALL_STARTED = (
     update(sessions)
     .where(sessions.c.id == bindparam("session_id"))
@@ -116,8 +121,14 @@ async def route_call(ctx: ServiceContext, called: str, caller: str | None) -> De
             rows = list((await conn.execute(_CALLERS_SESSION, params)).all())
         if not rows:
             rows = list((await conn.execute(_ANY_SESSION, {"e164": called, "now": now})).all())
-        if not rows and (await conn.execute(_NUMBER_EXISTS, {"e164": called})).first() is None:
-            return NOT_A_VIRTUAL_NUMBER
+        if not rows:
+            number = (await conn.execute(_NUMBER_OWNER, {"e164": called})).first()
+            if number is None:
+                return NOT_A_VIRTUAL_NUMBER
+            if number.masking_config_id is not None:
+                owned = await infobip_store.config_of_number(conn, called)
+                if owned is not None:
+                    return AskCustomer(*owned)
     sessions_found = [repo.session_from_row(r) for r in rows]
     return route_inbound(caller, sessions_found, now, media=ctx.media.available)
 

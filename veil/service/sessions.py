@@ -114,7 +114,7 @@ async def _allocate(
             busy_until=session.busy_until(),
             now=now,
         )
-        if not taken:
+        if not taken or not await repo.still_pooled(conn, number_id):
             raise _ClaimLost
         return session
     raise InvalidRequest(messages.POOL_EXHAUSTED)

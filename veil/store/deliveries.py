@@ -30,7 +30,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from veil.domain.delivery import OutboxStatus
 from veil.store.db import Conn
 from veil.store.paging import newest_first
-from veil.store.tables import accounts, delivery_attempts, outbox, sessions
+from veil.store.tables import accounts, delivery_attempts, masking_credentials, outbox, sessions
 
 PENDING = OutboxStatus.PENDING.value
 
@@ -48,11 +48,13 @@ class Delivery:
     url: str
     backup_url: str | None
     method: str
-    params: dict[str, str]
+    params: dict[str, Any]  # form parameters (plivo) or the JSON body (infobip)
     attempts: int  # attempts made before this claim
     created_time: datetime
     auth_token: str  # the owning (sub)account's
     main_auth_token: str  # its main account's (the same for a main account)
+    format: str = "plivo"  # "infobip": a JSON body, signed with ``credentials``
+    credentials: tuple[str, str] | None = None  # the owner's Infobip (apiId, key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +105,14 @@ _TOKENS = (
         _owner.c.id,
         _owner.c.auth_token,
         func.coalesce(_parent.c.auth_token, _owner.c.auth_token),
+        masking_credentials.c.api_id,
+        masking_credentials.c.key,
     )
-    .select_from(_owner.outerjoin(_parent, _parent.c.id == _owner.c.parent_id))
+    .select_from(
+        _owner.outerjoin(_parent, _parent.c.id == _owner.c.parent_id).outerjoin(
+            masking_credentials, masking_credentials.c.account_id == _owner.c.id
+        )
+    )
     .where(_owner.c.id.in_(bindparam("ids", expanding=True)))
 )
 
@@ -131,14 +139,14 @@ async def claim_due(
     found: list[Any] = list(
         await conn.execute(_TOKENS, {"ids": sorted({r.account_id for r in rows})})
     )
-    tokens = {account_id: (token, main) for account_id, token, main in found}
+    tokens = {row[0]: row[1:] for row in found}
     claimed = [_delivery(row._mapping, tokens) for row in rows]
     claimed.sort(key=lambda d: (d.created_time, d.id))
     return claimed
 
 
-def _delivery(m: Any, tokens: dict[int, tuple[str, str]]) -> Delivery:
-    token, main_token = tokens[m["account_id"]]
+def _delivery(m: Any, tokens: dict[int, Any]) -> Delivery:
+    token, main_token, api_id, key = tokens[m["account_id"]]
     return Delivery(
         id=m["id"],
         event_id=m["event_id"],
@@ -154,6 +162,8 @@ def _delivery(m: Any, tokens: dict[int, tuple[str, str]]) -> Delivery:
         created_time=m["created_time"],
         auth_token=token,
         main_auth_token=main_token,
+        format=m["format"],
+        credentials=(api_id, key) if api_id is not None else None,
     )
 
 

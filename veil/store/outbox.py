@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import orjson
 from sqlalchemy import insert
@@ -37,6 +38,39 @@ async def enqueue(
             url=callback.url,
             method=callback.method,
             payload=orjson.dumps(callback.params).decode(),
+            status="pending",
+            attempts=0,
+            next_attempt_time=now,
+            created_time=now,
+        )
+    )
+    return event_id
+
+
+async def enqueue_json(
+    conn: Conn,
+    *,
+    account_id: int,
+    event: str,
+    url: str,
+    backup_url: str,
+    body: dict[str, Any],
+    now: datetime,
+) -> str:
+    """Store one Infobip-style report (a JSON POST, Infobip's signature) for delivery."""
+    event_id = new_uuid()
+    await conn.execute(
+        insert(outbox).values(
+            event_id=event_id,
+            account_id=account_id,
+            session_id=None,
+            sequence=0,
+            event=event,
+            url=url,
+            backup_url=backup_url or None,
+            method="POST",
+            payload=orjson.dumps(body).decode(),
+            format="infobip",
             status="pending",
             attempts=0,
             next_attempt_time=now,

@@ -164,6 +164,7 @@ def _free_numbers_query(scoped: bool, by_country: bool, only_one: bool) -> Selec
         if scoped
         else numbers.c.subaccount_id.is_(None),
         numbers.c.reserved.is_(False),
+        numbers.c.masking_config_id.is_(None),  # owned by an Infobip configuration
         numbers.c.id.not_in(busy),
     ]
     if by_country:
@@ -207,6 +208,16 @@ async def free_numbers(
         "limit": limit,
     }
     return [(row.id, row.e164) for row in await conn.execute(statement, params)]
+
+
+_STILL_POOLED = select(numbers.c.masking_config_id).where(numbers.c.id == bindparam("id"))
+
+
+async def still_pooled(conn: Conn, number_id: int) -> bool:
+    """Whether the number still belongs to the session pool. Asked after claiming it:
+    on PostgreSQL the claim waits for a concurrent transaction that gives the number to
+    an Infobip configuration (it locks the row), and then this sees that it did."""
+    return (await conn.execute(_STILL_POOLED, {"id": number_id})).scalar() is None
 
 
 async def due_for_expiry(conn: Conn, now: datetime, limit: int) -> list[Session]:

@@ -26,6 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 
+from veil.domain.ids import new_number_key
+
 # Stable constraint names, so that migrations can refer to them on both databases.
 metadata = MetaData(
     naming_convention={
@@ -68,7 +70,7 @@ accounts = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("auth_id", String(20), nullable=False, unique=True),
     # Kept in clear: webhook signatures (HMAC) need the token itself.
-    Column("auth_token", String(64), nullable=False),
+    Column("auth_token", String(64), nullable=False, index=True),  # also an "App" API key
     Column("name", String(255), nullable=False),
     Column("parent_id", Id, ForeignKey("accounts.id"), nullable=True, index=True),
     Column("enabled", Boolean, nullable=False, default=True),
@@ -91,7 +93,61 @@ numbers = Table(
     Column("region", String(255), nullable=False, default=""),
     Column("number_type", String(32), nullable=False, default="local"),
     Column("added_time", UtcDateTime, nullable=False),
+    # Infobip's name for the number in its paths (/numbers/1/numbers/{numberKey}/...).
+    Column("number_key", String(32), nullable=False, unique=True, default=new_number_key),
+    # The number's owner when it is not the session pool: an Infobip action or
+    # configuration asks the customer's callbackUrl what to do with each call.
+    Column(
+        "masking_config_id",
+        Id,
+        ForeignKey("masking_configs.id", ondelete="SET NULL"),
+        nullable=True,
+        index=True,
+    ),
     Index("ix_numbers_pool", "account_id", "subaccount_id", "country"),
+)
+
+# Infobip-style number masking: a v1 "action" (one number's callbackUrl and statusUrl)
+# or a v2 "configuration" (named, linked to any numbers of the account).
+masking_configs = Table(
+    "masking_configs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(32), nullable=False, unique=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("kind", String(8), nullable=False),  # "action" (v1) or "config" (v2)
+    Column("name", String(100), nullable=False),
+    Column("callback_url", Text, nullable=False),
+    Column("status_url", Text, nullable=False),
+    Column("backup_callback_url", Text, nullable=False),
+    Column("backup_status_url", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("insert_time", UtcDateTime, nullable=False),
+    Column("update_time", UtcDateTime, nullable=False),
+    Index("ix_masking_configs_account", "account_id", "id"),
+)
+
+# The account's key for signing callbacks and status reports (Infobip: one per account).
+masking_credentials = Table(
+    "masking_credentials",
+    metadata,
+    Column("account_id", Id, ForeignKey("accounts.id"), primary_key=True),
+    Column("api_id", String(255), nullable=False),
+    Column("key", String(255), nullable=False),
+)
+
+# Uploaded audio files (mp3 kept as sent; ``path`` is its 8 kHz WAV for playing).
+masking_files = Table(
+    "masking_files",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("file_id", String(36), nullable=False, unique=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("source_url", Text, nullable=False),  # "" when uploaded as content
+    Column("size", Integer, nullable=False),  # bytes of the mp3
+    Column("duration", Float, nullable=False),  # seconds
+    Column("path", Text, nullable=False),
+    Column("created_time", UtcDateTime, nullable=False),
 )
 
 sessions = Table(
@@ -246,6 +302,9 @@ outbox = Table(
     Column("lease_owner", String(36), nullable=True),
     # Tried once after the primary URL failed for good (no Plivo parameter sets it yet).
     Column("backup_url", Text, nullable=True),
+    # How the request is built and signed: "plivo" (form, X-Plivo-Signature-*) or
+    # "infobip" (the payload as a JSON body, Authorization: apiId:SHA256(...)).
+    Column("format", String(8), nullable=False, default="plivo", server_default="plivo"),
     Index("ix_outbox_due", "status", "next_attempt_time"),
     Index("ix_outbox_session", "session_id", "sequence"),
     Index("ix_outbox_account_created", "account_id", "created_time"),

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlencode, urlsplit
 
+import orjson
+
 from veil.clock import Clock
 from veil.config import Settings
 from veil.domain.delivery import (
@@ -48,7 +50,7 @@ from veil.store import deliveries
 from veil.store.db import Database
 from veil.store.deliveries import Attempt, Delivery
 from veil.webhooks.http1 import CallbackClient, CallbackHttpError
-from veil.webhooks.signing import plivo_headers, request_url
+from veil.webhooks.signing import infobip_authorization, plivo_headers, request_url
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +258,12 @@ class DeliveryWorker:
         problem = url_problem(url)
         if problem is not None:
             return Outcome(error=problem, refused=True)
+        if delivery.format == "infobip":
+            try:  # the URL as it goes on the wire, which is what is signed
+                target = request_url(url, "POST", {})
+            except ValueError as exc:  # a bad port or host
+                return Outcome(error=f"refused: {exc}", refused=True)
+            return await self._request(target, *_infobip_request(delivery, target))
         params = dict(delivery.params)
         params["EventId"] = delivery.event_id
         params.setdefault("SequenceNumber", str(delivery.sequence))
@@ -271,11 +279,16 @@ class DeliveryWorker:
         if method == "POST":
             headers["Content-Type"] = "application/x-www-form-urlencoded"
             content = urlencode(params).encode()
+        return await self._request(target, headers, content, method)
+
+    async def _request(
+        self, target: str, headers: dict[str, str], content: bytes, method: str = "POST"
+    ) -> Outcome:
         assert self._client is not None
         try:
             async with asyncio.timeout(self.config.timeout):
                 if self.config.block_private:
-                    refusal = await _private_target(target)
+                    refusal = await private_target(target)
                     if refusal is not None:
                         return Outcome(error=refusal, refused=True)
                 reply = await self._client.request(method, target, list(headers.items()), content)
@@ -295,7 +308,18 @@ class DeliveryWorker:
         )
 
 
-async def _private_target(url: str) -> str | None:
+def _infobip_request(delivery: Delivery, url: str) -> tuple[dict[str, str], bytes]:
+    """An Infobip-style report: the stored JSON as the body, signed with the account's
+    credentials when it has them; the event id in a header, so receivers can drop
+    duplicates without a field Infobip's schema lacks."""
+    content = orjson.dumps(delivery.params)
+    headers = {"Content-Type": "application/json", "X-Veil-Event-Id": delivery.event_id}
+    if delivery.credentials is not None:
+        headers["Authorization"] = infobip_authorization(*delivery.credentials, url, content)
+    return headers, content
+
+
+async def private_target(url: str) -> str | None:
     """Why ``url``'s host is refused under ``VEIL_WEBHOOK_BLOCK_PRIVATE``, or None.
 
     The host is resolved here and again by the HTTP client; a name whose answers change in

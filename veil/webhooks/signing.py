@@ -252,3 +252,13 @@ def plivo_headers(
         "X-Plivo-Signature-Ma-V2": v2_signature(signed, nonce, main_auth_token),
         "X-Plivo-Signature-V2-Nonce": nonce,
     }
+
+
+def infobip_authorization(api_id: str, key: str, url: str, body: bytes) -> str:
+    """Infobip's number masking signature for a callback or status report to ``url``:
+    ``apiId:hex(SHA256(path + query + body + key))``, the path and query as the
+    request line carries them ("Concatenating URL path of the API, query parameters,
+    request body and the credential key", Infobip's credentials page)."""
+    parts = urlsplit(url)
+    message = (parts.path or "/").encode() + parts.query.encode() + body + key.encode()
+    return f"{api_id}:{hashlib.sha256(message).hexdigest()}"
