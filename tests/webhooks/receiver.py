@@ -1,8 +1,9 @@
 """A real webhook receiver for the tests: an HTTP server on 127.0.0.1 in a thread.
 
 It records every request (method, the URL it was called on, headers, parameters), answers
-as the test tells it (a status and headers per request; 200 by default), can hold requests
-unanswered until released, and notes when one event is in flight twice at the same time.
+as the test tells it (a status, headers and optionally a body per request; 200 and no body
+by default), can hold requests unanswered until released, and notes when one event is in
+flight twice at the same time.
 """
 
 from __future__ import annotations
@@ -34,10 +35,14 @@ class Received:
 
     @property
     def event_id(self) -> str:
-        return self.params.get("EventId", "")
+        """Plivo-style events carry it as a parameter, Infobip-style (JSON) ones in a
+        header."""
+        return self.params.get("EventId") or self.headers.get("X-Veil-Event-Id", "")
 
 
-Responder = Callable[[Received], tuple[int, dict[str, str]]]
+# (status, headers) or (status, headers, body); no body is sent as an empty one.
+Answer = tuple[int, dict[str, str]] | tuple[int, dict[str, str], bytes]
+Responder = Callable[[Received], Answer]
 
 
 def ok(_request: Received) -> tuple[int, dict[str, str]]:
@@ -67,7 +72,10 @@ class Receiver:
         server.daemon_threads = True
         server.handle_error = lambda request, address: None  # type: ignore[method-assign]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        # A short poll, so that ``stop`` (which waits for the loop to notice) is quick.
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -172,12 +180,15 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                     hold.wait(HOLD_LIMIT)
                 if receiver.delay:
                     time.sleep(receiver.delay)
-                code, headers = receiver.respond(request)
+                answer = receiver.respond(request)
+                code, headers = answer[0], answer[1]
+                content = answer[2] if len(answer) == 3 else b""
                 self.send_response(code)
                 for name, value in headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
+                self.wfile.write(content)
                 self.wfile.flush()
                 status = code
             except OSError:  # the sender went away (a killed worker)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,18 +43,6 @@ FAST = DeliveryConfig(
 )
 SETTLE_TIMEOUT = 20.0  # seconds
 FAKE_LAG = timedelta(minutes=5)
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with database(request.param, tmp_path_factory.mktemp("webhooks")) as database_url:
-        yield database_url
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as running:
-        yield running
 
 
 Scenario = Callable[[ServiceContext], Awaitable[None]]

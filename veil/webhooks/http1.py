@@ -77,7 +77,8 @@ class CallbackClient:
             ("Content-Length", str(len(body))),
             *headers,
         ]
-        if parts.username is not None:  # https://user:secret@host/...: Basic auth
+        signed = any(name.lower() == "authorization" for name, _ in headers)
+        if parts.username is not None and not signed:  # https://user:secret@host/: Basic
             secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             head.append(("Authorization", "Basic " + b64encode(secret.encode()).decode()))
         request = h11.Request(method=method, target=target, headers=head)
