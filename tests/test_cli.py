@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -14,7 +15,12 @@ import pytest
 
 from tests.servers import POSTGRES_ADMIN_URL, _admin_sql
 from tests.utils import pool_number
+from veil.clock import SystemClock
 from veil.config import Settings
+from veil.service import infobip as infobip_service
+from veil.service.context import ServiceContext
+from veil.store import accounts as account_repo
+from veil.store.db import Database
 from veil.webhooks.delivery import DeliveryConfig
 
 
@@ -97,6 +103,38 @@ def test_accounts_and_numbers_on_the_embedded_default(tmp_path: Path) -> None:
         veil("numbers", "list", "--account", account["auth_id"], "--json", cwd=tmp_path).stdout
     )
     assert {n["number"] for n in listed} == {second, scoped}
+
+
+def test_numbers_list_shows_keys_and_owners(tmp_path: Path) -> None:
+    account = json.loads(veil("accounts", "create", "--name", "A", "--json", cwd=tmp_path).stdout)
+    pooled, owned = pool_number(), pool_number()
+    added = veil("numbers", "add", pooled, owned, "--account", account["auth_id"], cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+
+    async def give_to_a_configuration() -> str:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'veil.db'}")
+        ctx = ServiceContext(db=db, clock=SystemClock())
+        try:
+            async with db.read() as conn:
+                principal = await account_repo.get_by_auth_id(conn, account["auth_id"])
+            assert principal is not None
+            config = await infobip_service.create_config(
+                ctx, principal, {"name": "Rides", "callbackUrl": "http://127.0.0.1:9/cb"}
+            )
+            await infobip_service.link_numbers(ctx, principal, config.key, {"numbers": [owned]})
+            return config.key
+        finally:
+            await db.dispose()
+
+    key = asyncio.run(give_to_a_configuration())
+    listed = json.loads(veil("numbers", "list", "--json", cwd=tmp_path).stdout)
+    by_number = {n["number"]: n for n in listed}
+    assert all(len(n["number_key"]) == 32 for n in listed)
+    assert by_number[pooled]["number_key"] != by_number[owned]["number_key"]
+    assert (by_number[pooled]["owner"], by_number[pooled]["owner_kind"]) == ("pool", "pool")
+    assert (by_number[owned]["owner"], by_number[owned]["owner_kind"]) == (key, "config")
+    text = veil("numbers", "list", cwd=tmp_path).stdout
+    assert f"{owned}  US  config {key}" in text.splitlines()
 
 
 def test_errors_are_reported_with_a_nonzero_exit(tmp_path: Path) -> None:

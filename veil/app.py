@@ -14,11 +14,11 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from veil import __version__
-from veil.api import health, metrics
+from veil.api import health, infobip, metrics
 from veil.api.edge import PlivoEdge
+from veil.api.errors import install_error_handlers
 from veil.api.plivo import accounts, numbers, recordings, schemas
 from veil.api.plivo import webhooks as webhook_routes
-from veil.api.plivo.errors import install_error_handlers
 from veil.api.plivo.sessions import session_router
 from veil.calls.plane import CallPlane
 from veil.clock import Clock, SystemClock
@@ -65,7 +65,10 @@ def build_app(
     app = FastAPI(
         title="Veil",
         version=__version__,
-        description="Self-hosted number masking with a Plivo-compatible Masking Session API.",
+        description=(
+            "Self-hosted number masking with a Plivo-compatible Masking Session API and an "
+            "Infobip-compatible number masking API."
+        ),
         lifespan=lifespan,
         redirect_slashes=False,
     )
@@ -86,6 +89,7 @@ def build_app(
         recordings.router,
         webhook_routes.router,
         accounts.router,
+        *infobip.routers,
         health.router,
         metrics.router,
     ]
@@ -125,7 +129,10 @@ def _document(app: FastAPI, routes: list[APIRoute]) -> None:
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=routes
             )
-            schema.setdefault("components", {})["securitySchemes"] = schemas.SECURITY_SCHEME
+            schema.setdefault("components", {})["securitySchemes"] = {
+                **schemas.SECURITY_SCHEME,
+                **infobip.SECURITY_SCHEME,
+            }
             app.openapi_schema = schema
         return app.openapi_schema
 

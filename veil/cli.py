@@ -19,8 +19,10 @@ from typing import Any, TypeVar
 from veil.clock import SystemClock
 from veil.config import Settings, load_settings, split_host_port
 from veil.domain.errors import VeilError
+from veil.domain.infobip import MaskingConfig
 from veil.domain.numbers import VirtualNumber
 from veil.service import accounts as account_service
+from veil.service import infobip as infobip_service
 from veil.service import numbers as number_service
 from veil.service.context import ServiceContext
 from veil.store import accounts as account_repo
@@ -57,7 +59,9 @@ def _print(args: argparse.Namespace, data: Any, text: str) -> None:
     print(json.dumps(data, indent=2) if args.json else text)
 
 
-def _number_json(number: VirtualNumber) -> dict[str, Any]:
+def _number_json(number: VirtualNumber, owner: MaskingConfig | None = None) -> dict[str, Any]:
+    """A number; ``owner`` is the Infobip-style action or configuration it belongs to
+    (None: the masking-session pool)."""
     return {
         "number": number.e164,
         "country": number.country,
@@ -65,6 +69,9 @@ def _number_json(number: VirtualNumber) -> dict[str, Any]:
         "subaccount": number.subaccount or None,
         "reserved": number.reserved,
         "alias": number.alias,
+        "number_key": number.number_key,
+        "owner": owner.key if owner is not None else "pool",
+        "owner_kind": owner.kind.value if owner is not None else "pool",
     }
 
 
@@ -145,19 +152,21 @@ def cmd_numbers_add(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_numbers_list(args: argparse.Namespace, settings: Settings) -> None:
     _prepare_schema(settings, upgrade=False)
 
-    async def work(ctx: ServiceContext) -> list[VirtualNumber]:
+    async def work(ctx: ServiceContext) -> list[infobip_service.NumberView]:
         if args.account is None:
-            return await number_service.list_all_numbers(ctx)
-        principal = await _account_by_auth_id(ctx, args.account)
-        found, _ = await number_service.list_numbers(ctx, principal)
-        return found
+            found = await number_service.list_all_numbers(ctx)
+        else:
+            principal = await _account_by_auth_id(ctx, args.account)
+            found, _ = await number_service.list_numbers(ctx, principal)
+        return await infobip_service.number_owners(ctx, found)
 
-    found = _run(settings, work)
-    _print(
-        args,
-        [_number_json(n) for n in found],
-        "\n".join(f"{n.e164}  {n.country}{'  reserved' if n.reserved else ''}" for n in found),
-    )
+    views = _run(settings, work)
+    lines = []
+    for view in views:
+        number, owner = view.number, view.owner
+        line = f"{number.e164}  {number.country}{'  reserved' if number.reserved else ''}"
+        lines.append(line + (f"  {owner.kind.value} {owner.key}" if owner else ""))
+    _print(args, [_number_json(v.number, v.owner) for v in views], "\n".join(lines))
 
 
 def cmd_numbers_remove(args: argparse.Namespace, settings: Settings) -> None:

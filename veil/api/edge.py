@@ -3,9 +3,11 @@
 - **Paths.** SDKs disagree on slashes (plivo-wire.md section 1): most end every path with
   ``/``, Node leaves it off, .NET doubles one (``/Session//{uuid}/``). Routes are declared
   with one trailing slash; repeated slashes are folded and the trailing one added before
-  routing, so all variants reach the same route without a redirect.
-- **Bugs.** An unexpected exception is answered with Plivo's 500 body instead of escaping
-  to the server, which would also drop the keep-alive connection an SDK is about to reuse.
+  routing, so all variants reach the same route without a redirect. Only under ``/v1/``:
+  the Infobip-compatible paths (``/numbers/``, ``/voice/masking/``) have none.
+- **Bugs.** An unexpected exception is answered with a 500 body (Plivo's, or Infobip's on
+  its paths) instead of escaping to the server, which would also drop the keep-alive
+  connection an SDK is about to reuse.
 
 One middleware rather than two: each layer costs every request a few microseconds.
 """
@@ -17,8 +19,7 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from veil.api.plivo.errors import error_response
-from veil.domain import messages
+from veil.api.errors import internal_error
 
 log = logging.getLogger(__name__)
 
@@ -59,4 +60,4 @@ class PlivoEdge:
             log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
-            await error_response(500, messages.INTERNAL_ERROR)(scope, receive, send)
+            await internal_error(path)(scope, receive, send)

@@ -35,6 +35,7 @@ __all__ = [
     "PromptError",
     "Prompts",
     "audio_kind",
+    "convert",
 ]
 
 log = logging.getLogger("veil.media")
@@ -167,7 +168,7 @@ class Prompts:
                 source = Path(scratch) / "source"
                 kind = await self._download(url, source)
                 converted = Path(scratch) / "out.wav"
-                await _convert(source, kind, converted)
+                await convert(source, kind, converted)
                 # The rename is atomic: rtpengine never sees a half-written file.
                 converted.replace(path)
         except OSError as exc:  # a full disk, a cache_dir gone, sox not executable
@@ -227,7 +228,7 @@ def _age(path: Path) -> float:
         return math.inf
 
 
-async def _convert(source: Path, kind: str, dest: Path) -> None:
+async def convert(source: Path, kind: str, dest: Path) -> None:
     """``source`` (an mp3 or a wav of any rate, channels and encoding) to 8 kHz mono s16 WAV.
 
     sox, because one small process decodes (WAV natively, mp3 through libmad from Debian's

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from veil.domain import messages
@@ -12,10 +13,12 @@ from veil.domain.errors import AuthenticationFailed, InvalidRequest, NotFound
 from veil.domain.ids import is_auth_id, new_auth_id, new_auth_token
 from veil.service.context import ServiceContext
 from veil.store import accounts as repo
+from veil.store.db import Conn
 
 # How long an authenticated account is remembered. Keeps a database read off every
 # request; a disabled account or a new token takes effect within this time.
 AUTH_CACHE_SECONDS = 5.0
+API_KEY_MAX = 64  # characters: the accounts.auth_token column
 
 
 async def create_account(
@@ -111,12 +114,14 @@ class _Cached:
 
 
 class Authenticator:
-    """Checks HTTP Basic credentials against accounts, with a short cache."""
+    """Checks credentials against accounts, with a short cache: HTTP Basic (auth_id and
+    auth_token) and, for the Infobip-compatible API, ``App <api key>`` (the auth_token)."""
 
     def __init__(self, ctx: ServiceContext, ttl: float = AUTH_CACHE_SECONDS) -> None:
         self._ctx = ctx
         self._ttl = ttl
         self._cache: dict[str, _Cached] = {}
+        self._by_api_key: dict[str, _Cached] = {}
 
     async def authenticate(self, auth_id: str, auth_token: str) -> Account:
         """The enabled account these credentials belong to, else ``AuthenticationFailed``."""
@@ -129,22 +134,43 @@ class Authenticator:
             raise AuthenticationFailed(messages.AUTH_FAILED)
         return account
 
+    async def authenticate_api_key(self, api_key: str) -> Account:
+        """The enabled account whose auth_token is ``api_key``, else ``AuthenticationFailed``."""
+        account = None
+        if 0 < len(api_key) <= API_KEY_MAX:
+            account = await self._cached(self._by_api_key, api_key, repo.get_by_auth_token)
+        if (
+            account is None
+            or not account.enabled
+            or not hmac.compare_digest(account.auth_token.encode(), api_key.encode())
+        ):
+            raise AuthenticationFailed(messages.AUTH_FAILED)
+        return account
+
     async def _lookup(self, auth_id: str) -> Account | None:
+        return await self._cached(self._cache, auth_id, repo.get_by_auth_id)
+
+    async def _cached(
+        self,
+        cache: dict[str, _Cached],
+        key: str,
+        find: Callable[[Conn, str], Awaitable[Account | None]],
+    ) -> Account | None:
         now = time.monotonic()
-        cached = self._cache.get(auth_id)
+        cached = cache.get(key)
         if cached is not None and cached.until > now:
             return cached.account
         async with self._ctx.db.read() as conn:
-            account = await repo.get_by_auth_id(conn, auth_id)
+            account = await find(conn, key)
             if account is not None and account.parent_id is not None:
                 # A subaccount of a disabled main account is disabled too.
                 parent = await repo.get_by_id(conn, account.parent_id)
                 if parent is None or not parent.enabled:
                     account = replace(account, enabled=False)
         if account is None:
-            self._cache.pop(auth_id, None)
+            cache.pop(key, None)
             return None
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[auth_id] = _Cached(account, now + self._ttl)
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[key] = _Cached(account, now + self._ttl)
         return account

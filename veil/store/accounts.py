@@ -47,6 +47,14 @@ async def get_by_auth_id(conn: Conn, auth_id: str) -> Account | None:
     return _account(row) if row else None
 
 
+async def get_by_auth_token(conn: Conn, auth_token: str) -> Account | None:
+    """The account whose token this is (Infobip's ``Authorization: App <api key>``)."""
+    row = (
+        await conn.execute(select(accounts).where(accounts.c.auth_token == auth_token).limit(1))
+    ).first()
+    return _account(row) if row else None
+
+
 async def get_by_id(conn: Conn, account_id: int) -> Account | None:
     row = (await conn.execute(select(accounts).where(accounts.c.id == account_id))).first()
     return _account(row) if row else None

@@ -6,7 +6,6 @@ body as success, so there is always a body (plivo-wire.md section 1, rule 8).
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -25,16 +24,13 @@ def error_response(status: int, message: str) -> Response:
     return response
 
 
-async def _veil_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, VeilError)
+def veil_error(exc: VeilError) -> Response:
     return error_response(exc.status_hint, exc.message)
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+def http_error(exc: HTTPException) -> Response:
     return error_response(exc.status_code, _HTTP_MESSAGES.get(exc.status_code, str(exc.detail)))
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(VeilError, _veil_error)
-    app.add_exception_handler(HTTPException, _http_error)
+def internal_error() -> Response:
+    return error_response(500, messages.INTERNAL_ERROR)
