@@ -64,13 +64,16 @@ class Customer:
         assert response.status_code < 300, response.text
         return response
 
-    def configure(self, *answers: Answer, backup: list[Answer] | None = None) -> str:
+    def configure(
+        self, *answers: Answer, backup: list[Answer] | None = None, callback_url: str = ""
+    ) -> str:
         """A fresh number given to a new configuration whose callbackUrl answers
-        ``answers`` in order (``backup``: its backupCallbackUrl's); the number."""
+        ``answers`` in order (``backup``: its backupCallbackUrl's), or is
+        ``callback_url``; the number."""
         [number] = self.plane.admin.add_numbers(self.plane.account)
         body = {
             "name": f"app {self.prefix[1:]}",
-            "callbackUrl": self.app.script(self.prefix + "/callback", *answers),
+            "callbackUrl": callback_url or self.app.script(self.prefix + "/callback", *answers),
             "statusUrl": self.app.url + self.prefix + "/status",
         }
         if backup is not None:
@@ -284,18 +287,7 @@ def test_a_slow_callback_falls_over_to_the_backup_url(customer: Customer) -> Non
 
 def test_an_unreachable_callback_ends_the_call_cleanly(customer: Customer) -> None:
     plane = customer.plane
-    [number] = plane.admin.add_numbers(plane.account)
-    customer.api(
-        "POST",
-        "/voice/masking/2/config",
-        json={
-            "name": "gone",
-            "callbackUrl": NOBODY,
-            "statusUrl": customer.app.url + customer.prefix + "/status",
-        },
-    )
-    key = customer.api("GET", "/voice/masking/2/config").json()[0]["key"]
-    customer.api("POST", f"/voice/masking/2/config/{key}/numbers", json={"numbers": [number]})
+    number = customer.configure(callback_url=NOBODY)
     a = plane.caller("caller_expects_failure", party_number(), number, expected_status="503")
     a.assert_ok()
     [refusal] = a.received_messages(503)

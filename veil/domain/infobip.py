@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -307,7 +307,6 @@ class MaskedCall:
     answered_time: datetime | None = None  # the dialled party answered
     end_time: datetime | None = None
     callbacks: int = 0
-    dtmf: list[str] = field(default_factory=list)
 
     def callback_body(self, dtmf: str | None = None) -> dict[str, Any]:
         """The callback request (``NumberMaskingCallbackRequest``); after a
