@@ -21,7 +21,9 @@ from plivo.utils import is_valid_mainaccount, is_valid_subaccount
 
 from veil.domain.allocator import (
     CANDIDATES,
+    Candidate,
     claim_keys,
+    claim_weight,
     party_key,
     pin_key,
     rank_numbers,
@@ -80,17 +82,29 @@ def test_party_and_pin_keys_never_collide() -> None:
     [
         ([], None, []),
         ([], 7, []),
-        ([3, 1, 2], None, [3, 1, 2]),
-        ([3, 1, 2], 2, [2, 3, 1]),  # sticky first, the rest in the store's order
-        ([3, 1, 2], 3, [3, 1, 2]),
-        ([3, 1, 2], 9, [3, 1, 2]),
-        ([5, 0], 0, [0, 5]),
+        ([(3, 0), (1, 0), (2, 0)], None, [1, 2, 3]),  # an idle pool fills like first-fit
+        ([(1, 0), (2, 5), (3, 2)], None, [2, 3, 1]),  # the heaviest first
+        ([(1, 4), (2, 4), (3, 1)], None, [1, 2, 3]),  # equal weights: the lowest id
+        ([(1, 0), (2, 5), (3, 2)], 1, [1, 2, 3]),  # sticky first, however light
+        ([(1, 0), (2, 5)], 9, [2, 1]),  # a sticky number that is not free changes nothing
     ],
 )
-def test_rank_numbers(candidates: list[int], sticky: int | None, ranked: list[int]) -> None:
-    before = list(candidates)
-    assert rank_numbers(candidates, sticky) == ranked
-    assert candidates == before  # the store's list is not reordered in place
+def test_rank_numbers(
+    candidates: list[tuple[int, int]], sticky: int | None, ranked: list[int]
+) -> None:
+    assert rank_numbers([Candidate(n, w) for n, w in candidates], sticky) == ranked
+
+
+@given(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 20)), unique_by=lambda c: c[0]))
+def test_rank_numbers_orders_by_weight_then_id(candidates: list[tuple[int, int]]) -> None:
+    ranked = rank_numbers([Candidate(n, w) for n, w in candidates], None)
+    weight = dict(candidates)
+    assert sorted(ranked) == sorted(weight)
+    assert ranked == sorted(ranked, key=lambda n: (-weight[n], n))
+
+
+def test_claim_weight_counts_the_new_claim() -> None:
+    assert [claim_weight(held) for held in (0, 1, 7)] == [1, 2, 8]
 
 
 def test_candidate_count_leaves_room_to_choose() -> None:

@@ -9,7 +9,9 @@ from veil.domain import messages
 from veil.domain.accounts import Account
 from veil.domain.allocator import (
     CANDIDATES,
+    Candidate,
     claim_keys,
+    claim_weight,
     claimed_pins,
     pair_key,
     party_key,
@@ -91,12 +93,20 @@ async def _allocate(
     sticky = None
     if len(parties) == 2:
         sticky = await repo.sticky_number(conn, main_account_id=main_id, pair=pair_key(*parties))
-    candidates: dict[int, str] = {}
+    candidates: dict[int, repo.FreeNumber] = {}
     if sticky is not None:
-        candidates.update(await repo.free_numbers(conn, pool, limit=1, only=sticky))
-    candidates.update(await repo.free_numbers(conn, pool, limit=CANDIDATES))
+        candidates.update(
+            (n.id, n) for n in await repo.free_numbers(conn, pool, limit=1, only=sticky)
+        )
+    candidates.update((n.id, n) for n in await repo.free_numbers(conn, pool, limit=CANDIDATES))
+    # Each party's claim weighs how busy the party is (with this session).
+    held = await claims.live_counts(
+        conn, [party_key(p) for p in parties], account_id=main_id, now=now
+    )
+    weights = {party_key(p): claim_weight(held.get(party_key(p), 0)) for p in parties}
+    ranked = rank_numbers([Candidate(n.id, n.weight) for n in candidates.values()], sticky)
 
-    for number_id in rank_numbers(list(candidates), sticky):
+    for number_id in ranked:
         chosen = settings
         if generate:
             length = settings.generate_pin_length
@@ -105,7 +115,8 @@ async def _allocate(
             if pins is None:
                 continue  # every PIN of that length is taken on this number
             chosen = replace(settings, first_party_pin=pins[0], second_party_pin=pins[1])
-        session = await _insert(conn, request, owner, chosen, number_id, candidates[number_id], now)
+        e164 = candidates[number_id].e164
+        session = await _insert(conn, request, owner, chosen, number_id, e164, now)
         taken = await claims.claim(
             conn,
             number_id=number_id,
@@ -113,6 +124,7 @@ async def _allocate(
             session_id=session.id,
             busy_until=session.busy_until(),
             now=now,
+            weights=weights,
         )
         if not taken or not await repo.still_pooled(conn, number_id):
             raise _ClaimLost
@@ -229,13 +241,18 @@ async def update_session(
             await ctx.db.lock_keys(conn, [_lock_key(session.main_account_id, party_key(new.value))])
             if old:
                 await claims.release(conn, session.id, party_key(old))
+            key = party_key(new.value)
+            held = await claims.live_counts(
+                conn, [key], account_id=session.main_account_id, now=now
+            )
             if session.number_id is None or not await claims.claim(
                 conn,
                 number_id=session.number_id,
-                keys=[party_key(new.value)],
+                keys=[key],
                 session_id=session.id,
                 busy_until=session.busy_until(),
                 now=now,
+                weights={key: claim_weight(held.get(key, 0))},
             ):
                 raise InvalidRequest(messages.party_busy(name))
             values[name] = new.value
