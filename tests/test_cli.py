@@ -14,10 +14,12 @@ import plivo
 import pytest
 
 from tests.servers import POSTGRES_ADMIN_URL, _admin_sql
-from tests.utils import pool_number
+from tests.utils import party_number, pool_number
 from veil.clock import SystemClock
 from veil.config import Settings
+from veil.domain.session_params import Profile, parse_create
 from veil.service import infobip as infobip_service
+from veil.service import sessions as session_service
 from veil.service.context import ServiceContext
 from veil.store import accounts as account_repo
 from veil.store.db import Database
@@ -194,3 +196,88 @@ def test_private_callback_targets_are_refused_in_production(
     settings = Settings()
     assert settings.block_private_targets is blocked
     assert DeliveryConfig.from_settings(settings).block_private is blocked
+
+
+def test_numbers_report_prints_each_pool(tmp_path: Path) -> None:
+    account = json.loads(veil("accounts", "create", "--name", "A", "--json", cwd=tmp_path).stdout)
+    numbers = [pool_number() for _ in range(3)]
+    added = veil("numbers", "add", *numbers, "--account", account["auth_id"], cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+
+    async def an_agent_in_two_sessions() -> None:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'veil.db'}")
+        ctx = ServiceContext(db=db, clock=SystemClock())
+        try:
+            async with db.read() as conn:
+                principal = await account_repo.get_by_auth_id(conn, account["auth_id"])
+            assert principal is not None
+            agent = party_number()
+            for _ in range(2):
+                body = {"first_party": agent, "second_party": party_number()}
+                await session_service.create_session(
+                    ctx, principal, parse_create(body, Profile.CURRENT)
+                )
+        finally:
+            await db.dispose()
+
+    asyncio.run(an_agent_in_two_sessions())
+    made = veil(
+        "accounts", "create", "--name", "EU", "--parent", account["auth_id"], "--json", cwd=tmp_path
+    )
+    sub = json.loads(made.stdout)["auth_id"]
+    scoped = veil(
+        "numbers",
+        "add",
+        pool_number(),
+        "--account",
+        account["auth_id"],
+        "--subaccount",
+        sub,
+        cwd=tmp_path,
+    )
+    assert scoped.returncode == 0, scoped.stderr
+
+    shown = veil("numbers", "report", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    header, row, idle = shown.stdout.splitlines()
+    assert header.split() == [
+        "ACCOUNT",
+        "SUBACCOUNT",
+        "COUNTRY",
+        "NUMBERS",
+        "IN_USE",
+        "N_NOW",
+        "N_7D",
+        "NEEDED_7D",
+        "PLIVO_2N-1",
+        "HEADROOM",
+        "STATUS",
+    ]
+    expected = [account["auth_id"], "-", "US", "3", "2", "2", "2", "2", "3", "1", "ok"]
+    assert row.split() == expected
+    assert header.index("STATUS") == row.index("ok")  # aligned under its header
+    assert idle.split() == [account["auth_id"], sub, "US", "1", "0", "0", "0", "0", "0", "1", "ok"]
+
+    one = veil("numbers", "report", "--auth-id", account["auth_id"], "--json", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    mine, _ = json.loads(one.stdout)  # and its subaccount's pool
+    assert mine == {
+        "account": account["auth_id"],
+        "subaccount": "",
+        "country": "US",
+        "numbers": 3,
+        "in_use": 2,
+        "busiest_party_now": 2,
+        "busiest_party_7d": 2,
+        "needed_7d": 2,
+        "plivo_rule_7d": 3,
+        "headroom": 1,
+        "status": "ok",
+    }
+    # A subaccount's own pool only, under its main account.
+    as_sub = veil("numbers", "report", "--auth-id", sub, "--json", cwd=tmp_path)
+    assert [(r["account"], r["subaccount"]) for r in json.loads(as_sub.stdout)] == [
+        (account["auth_id"], sub)
+    ]
+    missing = veil("numbers", "report", "--auth-id", "MA" + "X" * 18, cwd=tmp_path)
+    assert missing.returncode == 1 and "no account" in missing.stderr

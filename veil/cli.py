@@ -18,12 +18,15 @@ from typing import Any, TypeVar
 
 from veil.clock import SystemClock
 from veil.config import Settings, load_settings, split_host_port
+from veil.domain.accounts import Account
 from veil.domain.errors import VeilError
 from veil.domain.infobip import MaskingConfig
 from veil.domain.numbers import VirtualNumber
+from veil.domain.pool_report import PoolReport
 from veil.service import accounts as account_service
 from veil.service import infobip as infobip_service
 from veil.service import numbers as number_service
+from veil.service import pool_report as pool_service
 from veil.service.context import ServiceContext
 from veil.store import accounts as account_repo
 from veil.store import migrate
@@ -81,6 +84,15 @@ async def _account_by_auth_id(ctx: ServiceContext, auth_id: str) -> Any:
     if account is None:
         raise CliError(f"no account {auth_id}")
     return account
+
+
+async def _main_auth_id(ctx: ServiceContext, account: Account) -> str:
+    """The auth_id of the main account that ``account`` is or belongs to."""
+    if account.parent_id is None:
+        return account.auth_id
+    async with ctx.db.read() as conn:
+        parent = await account_repo.get_by_id(conn, account.parent_id)
+    return parent.auth_id if parent is not None else account.auth_id
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
@@ -169,6 +181,63 @@ def cmd_numbers_list(args: argparse.Namespace, settings: Settings) -> None:
     _print(args, [_number_json(v.number, v.owner) for v in views], "\n".join(lines))
 
 
+_REPORT_HEADER = (
+    "ACCOUNT",
+    "SUBACCOUNT",
+    "COUNTRY",
+    "NUMBERS",
+    "IN_USE",
+    "N_NOW",
+    "N_7D",
+    "NEEDED_7D",
+    "PLIVO_2N-1",
+    "HEADROOM",
+    "STATUS",
+)
+
+
+def _report_json(auth_id: str, report: PoolReport) -> dict[str, Any]:
+    return {
+        "account": auth_id,
+        "subaccount": report.subaccount,
+        "country": report.country,
+        "numbers": report.numbers,
+        "in_use": report.in_use,
+        "busiest_party_now": report.busiest_party_now,
+        "busiest_party_7d": report.busiest_party_7d,
+        "needed_7d": report.needed_7d,
+        "plivo_rule_7d": report.plivo_rule_7d,
+        "headroom": report.headroom,
+        "status": report.status.value,
+    }
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, two spaces apart."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def cmd_numbers_report(args: argparse.Namespace, settings: Settings) -> None:
+    _prepare_schema(settings, upgrade=False)
+
+    async def work(ctx: ServiceContext) -> list[tuple[str, PoolReport]]:
+        if args.auth_id is None:
+            return await pool_service.all_pool_reports(ctx)
+        principal = await _account_by_auth_id(ctx, args.auth_id)
+        main = await _main_auth_id(ctx, principal)
+        return [(main, r) for r in await pool_service.pool_report(ctx, principal)]
+
+    reports = _run(settings, work)
+    data = [_report_json(auth_id, r) for auth_id, r in reports]
+    # "-" for the main account's own pool: an empty cell would shift the columns.
+    rows = [_REPORT_HEADER, *(tuple(str(v) if v != "" else "-" for v in d.values()) for d in data)]
+    _print(args, data, _table(rows))
+
+
 def cmd_numbers_remove(args: argparse.Namespace, settings: Settings) -> None:
     _prepare_schema(settings, upgrade=False)
     _run(settings, lambda ctx: number_service.remove_number(ctx, None, args.number))
@@ -213,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     listing = numbers.add_parser("list", parents=[common], help="list numbers")
     listing.add_argument("--account", metavar="AUTH_ID")
     listing.set_defaults(func=cmd_numbers_list)
+    report = numbers.add_parser(
+        "report", parents=[common], help="pool sizes against the last 7 days of sessions"
+    )
+    report.add_argument("--auth-id", metavar="AUTH_ID", help="one account's pools only")
+    report.set_defaults(func=cmd_numbers_report)
     remove = numbers.add_parser("remove", parents=[common], help="remove a number")
     remove.add_argument("number", metavar="NUMBER")
     remove.set_defaults(func=cmd_numbers_remove)

@@ -23,7 +23,7 @@ from veil.domain.allocator import (
     CANDIDATES,
     Candidate,
     claim_keys,
-    claim_weight,
+    overlap_load,
     party_key,
     pin_key,
     rank_numbers,
@@ -83,8 +83,8 @@ def test_party_and_pin_keys_never_collide() -> None:
         ([], None, []),
         ([], 7, []),
         ([(3, 0), (1, 0), (2, 0)], None, [1, 2, 3]),  # an idle pool fills like first-fit
-        ([(1, 0), (2, 5), (3, 2)], None, [2, 3, 1]),  # the heaviest first
-        ([(1, 4), (2, 4), (3, 1)], None, [1, 2, 3]),  # equal weights: the lowest id
+        ([(1, 0), (2, 5), (3, 2)], None, [2, 3, 1]),  # the most loaded first
+        ([(1, 4), (2, 4), (3, 1)], None, [1, 2, 3]),  # equal loads: the lowest id
         ([(1, 0), (2, 5), (3, 2)], 1, [1, 2, 3]),  # sticky first, however light
         ([(1, 0), (2, 5)], 9, [2, 1]),  # a sticky number that is not free changes nothing
     ],
@@ -96,15 +96,23 @@ def test_rank_numbers(
 
 
 @given(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 20)), unique_by=lambda c: c[0]))
-def test_rank_numbers_orders_by_weight_then_id(candidates: list[tuple[int, int]]) -> None:
+def test_rank_numbers_orders_by_load_then_id(candidates: list[tuple[int, int]]) -> None:
     ranked = rank_numbers([Candidate(n, w) for n, w in candidates], None)
-    weight = dict(candidates)
-    assert sorted(ranked) == sorted(weight)
-    assert ranked == sorted(ranked, key=lambda n: (-weight[n], n))
+    load = dict(candidates)
+    assert sorted(ranked) == sorted(load)
+    assert ranked == sorted(ranked, key=lambda n: (-load[n], n))
 
 
-def test_claim_weight_counts_the_new_claim() -> None:
-    assert [claim_weight(held) for held in (0, 1, 7)] == [1, 2, 8]
+@pytest.mark.parametrize(
+    ("remaining", "lifetime", "load"),
+    [
+        ([], 600, 0),
+        ([100, 100], 600, 200),  # two parties' claims, ending before the new session
+        ([100, 5000], 600, 700),  # a claim counts only while the new session would hold
+    ],
+)
+def test_overlap_load(remaining: list[float], lifetime: float, load: float) -> None:
+    assert overlap_load(remaining, lifetime) == load
 
 
 def test_candidate_count_leaves_room_to_choose() -> None:

@@ -56,9 +56,10 @@ def test_a_pair_gets_its_previous_number_back_when_free() -> None:
     assert pool.offer(session(100, 60, "b", "a")) == first
 
 
-def test_veil_takes_the_number_busy_parties_already_hold() -> None:
-    # v holds number 1 (0 was taken by t's other session); a new party u then takes
-    # number 1 too under Veil's policy, so u and v can still talk with 2 numbers.
+def test_veil_stacks_the_new_session_where_claims_already_sit() -> None:
+    # v holds number 1 (0 was taken by t's other session, which then ends); a new party
+    # u takes number 1 too under Veil's policy (it is used for u's whole session, number
+    # 0 not at all), so u and v can still talk with 2 numbers; first-fit needs a third.
     trace = [
         session(0, 10, "t", "h"),
         session(1, 1000, "v", "t"),

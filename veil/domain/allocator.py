@@ -13,7 +13,7 @@ already satisfy every hard constraint (scope, geomatch, reservation, claims).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from veil.domain.session_params import SessionSettings
@@ -49,39 +49,39 @@ def claim_keys(parties: Sequence[str], pins: Sequence[str]) -> list[str]:
 
 
 # How many free candidates (in id order) the store returns for the policy to choose from:
-# enough to steer away from first-fit's traps, few enough that ranking stays a few index
-# probes (bench/pool.py measured 8 as good as ranking every free number).
+# enough to steer away from first-fit's traps (bench/pool.py found 4 to 8 as good as
+# ranking every free number), few enough that ranking them reads a few dozen claims.
 CANDIDATES = 8
 
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A free number and the weight of the party claims it already holds."""
+    """A free number, and how much it is used during the new session's life."""
 
     number_id: int
-    weight: int
+    load: float
 
 
-def claim_weight(live_claims: int) -> int:
-    """The weight a new party claim carries: how many numbers the party then holds.
-
-    A busy party's claims weigh more: a number it holds is one its future sessions
-    cannot take, so other sessions should prefer exactly that number.
+def overlap_load(remaining: Iterable[float], lifetime: float) -> float:
+    """How much a number is used while a new session would hold it: the sum, over the
+    live party claims on it, of the seconds each still holds it within ``lifetime``
+    (the new session's expiry plus cool-off); ``remaining`` are those claims' seconds left.
     """
-    return live_claims + 1
+    return sum(min(left, lifetime) for left in remaining)
 
 
 def rank_numbers(candidates: Sequence[Candidate], sticky: int | None) -> list[int]:
     """Free candidate number ids, best first.
 
     Sticky first: the number this pair had before, when it is free, so a party who
-    saved the number keeps reaching the same person. Then the heaviest number: the one
-    whose live claims belong to the busiest parties (the sum of ``claim_weight``). A
-    session that takes a number the busy parties already hold uses up nothing they
-    could still use, which keeps the most numbers open for the parties most likely to
-    need one; first-fit instead takes the lowest free number even when that is the last
-    one a busy party had free (bench/pool.py's "anti-first-fit" trace: N numbers instead
-    of 2N - 1). Ties go to the lowest id, so an idle pool fills like first-fit.
+    saved the number keeps reaching the same person. Then the most loaded number for the
+    new session's life (``overlap_load``): parties that hold a number cannot take it for
+    another session anyway, so stacking the new session where claims already sit, and
+    for as long as it will sit there, leaves the lightly used numbers open for the
+    parties that will need one. First-fit gets that packing only from its fixed order
+    (the low numbers are the busiest), which an unlucky order of sessions defeats: on
+    bench/pool.py's anti-first-fit trace it needs 2N - 1 numbers and this needs N.
+    Ties go to the lowest id, so an idle pool fills as first-fit would.
     """
-    ranked = sorted(candidates, key=lambda c: (c.number_id != sticky, -c.weight, c.number_id))
+    ranked = sorted(candidates, key=lambda c: (c.number_id != sticky, -c.load, c.number_id))
     return [c.number_id for c in ranked]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from veil.domain.allocator import (
     CANDIDATES,
     Candidate,
-    claim_weight,
+    overlap_load,
     pair_key,
     party_key,
     rank_numbers,
@@ -58,7 +58,7 @@ class PoolReplay:
         self.policy = policy
         self._random = random.Random(seed)
         self._held: defaultdict[str, dict[int, float]] = defaultdict(dict)  # key: number -> until
-        self._claims: list[list[tuple[float, int]]] = [[] for _ in range(size)]  # (until, weight)
+        self._claims: list[list[float]] = [[] for _ in range(size)]  # party claims' ends
         self._sticky: dict[str, int] = {}  # pair -> the number of its latest session
 
     def offer(self, session: TraceSession) -> int | None:
@@ -66,18 +66,16 @@ class PoolReplay:
         now = session.start
         keys = [party_key(p) for p in session.parties if p]
         busy: set[int] = set()
-        held: dict[str, int] = {}
         for key in keys:
-            live = self._live(key, now)
-            busy.update(live)
-            held[key] = len(live)
+            busy.update(self._live(key, now))
         pair = pair_key(*session.parties) if len(session.parties) == 2 else ""
-        number = self._choose(busy, self._sticky.get(pair) if pair else None, now)
+        sticky = self._sticky.get(pair) if pair else None
+        number = self._choose(busy, sticky, now, session.busy_until - now)
         if number is None:
             return None
         for key in keys:
             self._held[key][number] = session.busy_until
-            self._claims[number].append((session.busy_until, claim_weight(held[key])))
+            self._claims[number].append(session.busy_until)
         if pair:
             self._sticky[pair] = number
         return number
@@ -91,12 +89,14 @@ class PoolReplay:
             del claims[n]
         return list(claims)
 
-    def _weight(self, number: int, now: float) -> int:
-        live = [claim for claim in self._claims[number] if claim[0] > now]
+    def _load(self, number: int, now: float, lifetime: float) -> float:
+        live = [end for end in self._claims[number] if end > now]
         self._claims[number] = live
-        return sum(weight for _, weight in live)
+        return overlap_load((end - now for end in live), lifetime)
 
-    def _choose(self, busy: set[int], sticky: int | None, now: float) -> int | None:
+    def _choose(
+        self, busy: set[int], sticky: int | None, now: float, lifetime: float
+    ) -> int | None:
         if self.policy is Policy.RANDOM:
             free = [n for n in range(self.size) if n not in busy]
             return self._random.choice(free) if free else None
@@ -105,7 +105,7 @@ class PoolReplay:
             return first[0] if first else None
         if sticky is not None and sticky < self.size and sticky not in busy:
             first.append(sticky)
-        candidates = [Candidate(n, self._weight(n, now)) for n in set(first)]
+        candidates = [Candidate(n, self._load(n, now, lifetime)) for n in set(first)]
         ranked = rank_numbers(candidates, sticky)
         return ranked[0] if ranked else None
 

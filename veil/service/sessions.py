@@ -11,8 +11,8 @@ from veil.domain.allocator import (
     CANDIDATES,
     Candidate,
     claim_keys,
-    claim_weight,
     claimed_pins,
+    overlap_load,
     pair_key,
     party_key,
     rank_numbers,
@@ -93,18 +93,18 @@ async def _allocate(
     sticky = None
     if len(parties) == 2:
         sticky = await repo.sticky_number(conn, main_account_id=main_id, pair=pair_key(*parties))
-    candidates: dict[int, repo.FreeNumber] = {}
+    candidates: dict[int, str] = {}
     if sticky is not None:
-        candidates.update(
-            (n.id, n) for n in await repo.free_numbers(conn, pool, limit=1, only=sticky)
-        )
-    candidates.update((n.id, n) for n in await repo.free_numbers(conn, pool, limit=CANDIDATES))
-    # Each party's claim weighs how busy the party is (with this session).
-    held = await claims.live_counts(
-        conn, [party_key(p) for p in parties], account_id=main_id, now=now
-    )
-    weights = {party_key(p): claim_weight(held.get(party_key(p), 0)) for p in parties}
-    ranked = rank_numbers([Candidate(n.id, n.weight) for n in candidates.values()], sticky)
+        candidates.update(await repo.free_numbers(conn, pool, limit=1, only=sticky))
+    candidates.update(await repo.free_numbers(conn, pool, limit=CANDIDATES))
+    # How long each candidate stays used by others while this session would hold it.
+    lifetime = request.session_expiry + settings.virtual_number_cooloff_period
+    ends = await claims.party_claim_ends(conn, list(candidates), now)
+    loads = [
+        Candidate(n, overlap_load(((end - now).total_seconds() for end in ends[n]), lifetime))
+        for n in candidates
+    ]
+    ranked = rank_numbers(loads, sticky)
 
     for number_id in ranked:
         chosen = settings
@@ -115,8 +115,7 @@ async def _allocate(
             if pins is None:
                 continue  # every PIN of that length is taken on this number
             chosen = replace(settings, first_party_pin=pins[0], second_party_pin=pins[1])
-        e164 = candidates[number_id].e164
-        session = await _insert(conn, request, owner, chosen, number_id, e164, now)
+        session = await _insert(conn, request, owner, chosen, number_id, candidates[number_id], now)
         taken = await claims.claim(
             conn,
             number_id=number_id,
@@ -124,7 +123,6 @@ async def _allocate(
             session_id=session.id,
             busy_until=session.busy_until(),
             now=now,
-            weights=weights,
         )
         if not taken or not await repo.still_pooled(conn, number_id):
             raise _ClaimLost
@@ -242,9 +240,6 @@ async def update_session(
             if old:
                 await claims.release(conn, session.id, party_key(old))
             key = party_key(new.value)
-            held = await claims.live_counts(
-                conn, [key], account_id=session.main_account_id, now=now
-            )
             if session.number_id is None or not await claims.claim(
                 conn,
                 number_id=session.number_id,
@@ -252,7 +247,6 @@ async def update_session(
                 session_id=session.id,
                 busy_until=session.busy_until(),
                 now=now,
-                weights={key: claim_weight(held.get(key, 0))},
             ):
                 raise InvalidRequest(messages.party_busy(name))
             values[name] = new.value

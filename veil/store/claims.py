@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import TextClause, bindparam, delete, func, select, text, update
 
-from veil.domain.allocator import pin_key
+from veil.domain.allocator import party_key, pin_key
 from veil.store.db import Conn
-from veil.store.tables import UtcDateTime, number_claims, numbers
+from veil.store.tables import UtcDateTime, number_claims
 
 
 @functools.cache
@@ -21,15 +21,12 @@ def _claim_statement(count: int) -> TextClause:
     Written as text (the same on SQLite and PostgreSQL): SQLAlchemy cannot cache a
     compiled multi-row upsert, and compiling it measured as a fifth of a session create.
     """
-    rows = ", ".join(
-        f"(:key{i}, :number_id, :session_id, :busy_until, :weight{i})" for i in range(count)
-    )
+    rows = ", ".join(f"(:key{i}, :number_id, :session_id, :busy_until)" for i in range(count))
     return text(
-        "INSERT INTO number_claims (key, number_id, session_id, busy_until, weight) "
+        "INSERT INTO number_claims (key, number_id, session_id, busy_until) "
         f"VALUES {rows} "
         "ON CONFLICT (key, number_id) DO UPDATE "
-        "SET session_id = excluded.session_id, busy_until = excluded.busy_until, "
-        "weight = excluded.weight "
+        "SET session_id = excluded.session_id, busy_until = excluded.busy_until "
         "WHERE number_claims.busy_until <= :now "
         "RETURNING key"
     ).bindparams(bindparam("busy_until", type_=UtcDateTime), bindparam("now", type_=UtcDateTime))
@@ -43,11 +40,9 @@ async def claim(
     session_id: int,
     busy_until: datetime,
     now: datetime,
-    weights: Mapping[str, int] | None = None,
 ) -> bool:
     """Claim every key on the number for the session, atomically with respect to other
     transactions. A dead claim (``busy_until <= now``) is taken over; a live one is not.
-    ``weights`` gives a key's weight (veil.domain.allocator.claim_weight); others weigh 0.
 
     Returns False if some key is live for another session: the caller must roll back.
     """
@@ -59,36 +54,29 @@ async def claim(
         "busy_until": busy_until,
         "now": now,
     }
-    weights = weights or {}
-    for i, key in enumerate(keys):
-        params[f"key{i}"] = key
-        params[f"weight{i}"] = weights.get(key, 0)
+    params.update({f"key{i}": key for i, key in enumerate(keys)})
     statement = _claim_statement(len(keys))
     taken = (await conn.execute(statement, params)).scalars().all()
     return len(taken) == len(keys)
 
 
-_LIVE_COUNTS = (
-    select(number_claims.c.key, func.count().label("held"))
-    .join(numbers, numbers.c.id == number_claims.c.number_id)
-    .where(
-        number_claims.c.key.in_(bindparam("keys", expanding=True)),
-        number_claims.c.busy_until > bindparam("now"),
-        numbers.c.account_id == bindparam("account"),
-    )
-    .group_by(number_claims.c.key)
+_LIVE_PARTY_CLAIMS = select(number_claims.c.number_id, number_claims.c.busy_until).where(
+    number_claims.c.number_id.in_(bindparam("numbers", expanding=True)),
+    number_claims.c.key.startswith(party_key(""), autoescape=True),
+    number_claims.c.busy_until > bindparam("now"),
 )
 
 
-async def live_counts(
-    conn: Conn, keys: Sequence[str], *, account_id: int, now: datetime
-) -> dict[str, int]:
-    """On how many of a main account's numbers each key holds a live claim (keys that
-    hold none are left out)."""
-    if not keys:
-        return {}
-    params = {"keys": list(keys), "now": now, "account": account_id}
-    return {row.key: int(row.held) for row in await conn.execute(_LIVE_COUNTS, params)}
+async def party_claim_ends(
+    conn: Conn, number_ids: Sequence[int], now: datetime
+) -> dict[int, list[datetime]]:
+    """When each live party claim on these numbers ends, by number."""
+    ends: dict[int, list[datetime]] = {n: [] for n in number_ids}
+    if number_ids:
+        params = {"numbers": list(number_ids), "now": now}
+        for row in await conn.execute(_LIVE_PARTY_CLAIMS, params):
+            ends[row.number_id].append(row.busy_until)
+    return ends
 
 
 async def set_busy_until(conn: Conn, session_id: int, busy_until: datetime) -> None:

@@ -15,7 +15,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
-    func,
     insert,
     or_,
     select,
@@ -172,19 +171,9 @@ def _free_numbers_query(scoped: bool, by_country: bool, only_one: bool) -> Selec
         where.append(numbers.c.country == bindparam("country"))
     if only_one:
         where.append(numbers.c.id == bindparam("only"))
-    # The allocator ranks candidates by the weight of the live claims they hold.
-    weight = (
-        select(func.coalesce(func.sum(number_claims.c.weight), 0))
-        .where(
-            number_claims.c.number_id == numbers.c.id,
-            number_claims.c.busy_until > bindparam("now"),
-        )
-        .scalar_subquery()
-    )
-    # In id order: the pool index yields that order, so the scan stops at ``limit`` and
-    # the weight is summed for those rows only.
+    # In id order: the pool index yields that order, so the scan stops at ``limit``.
     return (
-        select(numbers.c.id, numbers.c.e164, weight.label("weight"))
+        select(numbers.c.id, numbers.c.e164)
         .where(*where)
         .order_by(numbers.c.id)
         .limit(bindparam("limit", type_=Integer, literal_execute=True))
@@ -202,17 +191,10 @@ class FreeNumberQuery:
     now: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class FreeNumber:
-    id: int
-    e164: str
-    weight: int  # the sum of its live claims' weights
-
-
 async def free_numbers(
     conn: Conn, query: FreeNumberQuery, *, limit: int, only: int | None = None
-) -> list[FreeNumber]:
-    """The first ``limit`` free numbers in id order; just ``only`` if given."""
+) -> list[tuple[int, str]]:
+    """(id, e164) of the first ``limit`` free numbers in id order; just ``only`` if given."""
     statement = _free_numbers_query(
         query.subaccount_id is not None, query.country is not None, only is not None
     )
@@ -225,8 +207,7 @@ async def free_numbers(
         "only": only,
         "limit": limit,
     }
-    rows = await conn.execute(statement, params)
-    return [FreeNumber(row.id, row.e164, int(row.weight)) for row in rows]
+    return [(row.id, row.e164) for row in await conn.execute(statement, params)]
 
 
 _STILL_POOLED = select(numbers.c.masking_config_id).where(numbers.c.id == bindparam("id"))

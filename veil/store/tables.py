@@ -223,11 +223,7 @@ number_claims = Table(
     Column("number_id", Id, ForeignKey("numbers.id", ondelete="CASCADE"), primary_key=True),
     Column("session_id", Id, ForeignKey("sessions.id"), nullable=False, index=True),
     Column("busy_until", UtcDateTime, nullable=False, index=True),
-    # For a party key, how many numbers the party held with this claim (allocator's
-    # claim_weight); 0 for a PIN. The allocator prefers numbers whose claims weigh most.
-    Column("weight", Integer, nullable=False, server_default="0"),
-    # "Which PINs are in use on this number", for PIN generation; and the weight of a
-    # candidate number's live claims.
+    # "Which PINs are in use on this number", for PIN generation.
     Index("ix_number_claims_number_key", "number_id", "key"),
 )
 

@@ -19,8 +19,10 @@ from veil.api.responses import json_response
 from veil.domain import messages
 from veil.domain.errors import InvalidRequest
 from veil.domain.list_filters import parse_paging
+from veil.domain.pool_report import PoolReport
 from veil.domain.values import MAX_NUMBER_TYPE_LENGTH, MAX_TEXT_LENGTH, Values, normalize_keys
 from veil.service import numbers as service
+from veil.service import pool_report as pool_service
 
 router = APIRouter(
     prefix="/v1/Account/{auth_id}/Number", tags=["Numbers"], responses=schemas.ERRORS
@@ -96,6 +98,36 @@ async def list_(request: Request) -> Response:
             "objects": [number_object(n, who.account.auth_id) for n in found],
         }
     )
+
+
+# Before the "/{number}/" routes, which would take "Report" for a number.
+@router.get(
+    "/Report/",
+    openapi_extra=schemas.operation("auth_id"),
+    summary="Pool report: each pool's size against its last 7 days of sessions",
+)
+async def report(request: Request) -> Response:
+    who = await caller(request)
+    read = Values({k.lower(): v for k, v in request.query_params.items()})
+    found = await pool_service.pool_report(
+        who.ctx, who.account, subaccount=read.identifier("subaccount") or None
+    )
+    return json_response({"api_id": api_id(), "objects": [_pool_object(r) for r in found]})
+
+
+def _pool_object(report: PoolReport) -> dict[str, Any]:
+    return {
+        "subaccount": report.subaccount,
+        "country": report.country,
+        "numbers": report.numbers,
+        "in_use": report.in_use,
+        "busiest_party_now": report.busiest_party_now,
+        "busiest_party_7d": report.busiest_party_7d,
+        "needed_7d": report.needed_7d,
+        "plivo_rule_7d": report.plivo_rule_7d,
+        "headroom": report.headroom,
+        "status": report.status.value,
+    }
 
 
 @router.get(
