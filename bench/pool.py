@@ -13,7 +13,7 @@ For every trace of bench/pool_traces.py (and, when geomatched, every country's s
   session must get the very number the replay gave it, nothing is refused at Veil's
   size, and something is refused with one number fewer.
 
-Usage: python bench/pool.py [--traces marketplace,hub,...] [--no-store]
+Usage: python bench/pool.py [--traces marketplace,hub,...] [--no-store] [--seeds 20]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.pool_traces import TRACES, Trace, country_of
+from bench.pool_traces import SEEDS, TRACES, Trace, country_of, shipped
 from veil.clock import FakeClock
 from veil.domain import messages
 from veil.domain.accounts import Account
@@ -159,10 +159,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--traces", default=",".join(TRACES))
     parser.add_argument("--no-store", action="store_true", help="skip the real-store check")
+    parser.add_argument(
+        "--seeds", type=int, default=0, help="also compare Veil and first-fit on this many seeds"
+    )
     args = parser.parse_args()
     rows = []
     for name in args.traces.split(","):
-        trace = TRACES[name]()
+        trace = shipped(name)
         started = time.perf_counter()
         shares = {c: [s for s in trace.sessions if country_of(s) == c] for c in trace.countries}
         measured = {
@@ -192,6 +195,28 @@ def main() -> None:
     print()
     for r in rows:
         print(f"- {r.name}: real allocator on SQLite: {r.store}")
+    if args.seeds:
+        print()
+        compare_seeds(args.traces.split(","), args.seeds)
+
+
+def compare_seeds(names: Sequence[str], count: int) -> None:
+    """Veil against first-fit on other seeds of each random trace (replay only)."""
+    print(f"| trace (seeds 100 .. {99 + count}) | Veil fewer | same | Veil more |")
+    print("|---|---:|---:|---:|")
+    for name in names:
+        if name not in SEEDS or name == "anti-first-fit":  # no randomness in it
+            continue
+        outcome = {"fewer": 0, "same": 0, "more": 0}
+        for seed in range(100, 100 + count):
+            trace = TRACES[name](seed)
+            for country in trace.countries:
+                share = [s for s in trace.sessions if country_of(s) == country]
+                veil = pool_needed(share, Policy.VEIL)
+                first_fit = pool_needed(share, Policy.FIRST_FIT)
+                verdict = "fewer" if veil < first_fit else "more" if veil > first_fit else "same"
+                outcome[verdict] += 1
+        print(f"| {name} | {outcome['fewer']} | {outcome['same']} | {outcome['more']} |")
 
 
 if __name__ == "__main__":

@@ -258,7 +258,7 @@ def test_numbers_report_prints_each_pool(tmp_path: Path) -> None:
     assert header.index("STATUS") == row.index("ok")  # aligned under its header
     assert idle.split() == [account["auth_id"], sub, "US", "1", "0", "0", "0", "0", "0", "1", "ok"]
 
-    one = veil("numbers", "report", "--auth-id", account["auth_id"], "--json", cwd=tmp_path)
+    one = veil("numbers", "report", "--account", account["auth_id"], "--json", cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     mine, _ = json.loads(one.stdout)  # and its subaccount's pool
     assert mine == {
@@ -275,9 +275,9 @@ def test_numbers_report_prints_each_pool(tmp_path: Path) -> None:
         "status": "ok",
     }
     # A subaccount's own pool only, under its main account.
-    as_sub = veil("numbers", "report", "--auth-id", sub, "--json", cwd=tmp_path)
+    as_sub = veil("numbers", "report", "--account", sub, "--json", cwd=tmp_path)
     assert [(r["account"], r["subaccount"]) for r in json.loads(as_sub.stdout)] == [
         (account["auth_id"], sub)
     ]
-    missing = veil("numbers", "report", "--auth-id", "MA" + "X" * 18, cwd=tmp_path)
+    missing = veil("numbers", "report", "--account", "MA" + "X" * 18, cwd=tmp_path)
     assert missing.returncode == 1 and "no account" in missing.stderr

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from veil.api.plivo.shapes import pool_report_object
 from veil.clock import SystemClock
 from veil.config import Settings, load_settings, split_host_port
 from veil.domain.accounts import Account
@@ -197,19 +198,7 @@ _REPORT_HEADER = (
 
 
 def _report_json(auth_id: str, report: PoolReport) -> dict[str, Any]:
-    return {
-        "account": auth_id,
-        "subaccount": report.subaccount,
-        "country": report.country,
-        "numbers": report.numbers,
-        "in_use": report.in_use,
-        "busiest_party_now": report.busiest_party_now,
-        "busiest_party_7d": report.busiest_party_7d,
-        "needed_7d": report.needed_7d,
-        "plivo_rule_7d": report.plivo_rule_7d,
-        "headroom": report.headroom,
-        "status": report.status.value,
-    }
+    return {"account": auth_id, **pool_report_object(report)}
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:
@@ -225,9 +214,9 @@ def cmd_numbers_report(args: argparse.Namespace, settings: Settings) -> None:
     _prepare_schema(settings, upgrade=False)
 
     async def work(ctx: ServiceContext) -> list[tuple[str, PoolReport]]:
-        if args.auth_id is None:
+        if args.account is None:
             return await pool_service.all_pool_reports(ctx)
-        principal = await _account_by_auth_id(ctx, args.auth_id)
+        principal = await _account_by_auth_id(ctx, args.account)
         main = await _main_auth_id(ctx, principal)
         return [(main, r) for r in await pool_service.pool_report(ctx, principal)]
 
@@ -285,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = numbers.add_parser(
         "report", parents=[common], help="pool sizes against the last 7 days of sessions"
     )
-    report.add_argument("--auth-id", metavar="AUTH_ID", help="one account's pools only")
+    report.add_argument("--account", metavar="AUTH_ID", help="one account's pools only")
     report.set_defaults(func=cmd_numbers_report)
     remove = numbers.add_parser("remove", parents=[common], help="remove a number")
     remove.add_argument("number", metavar="NUMBER")

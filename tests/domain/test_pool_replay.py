@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.pool_traces import TRACES, anti_first_fit, country_of
+from bench.pool_traces import TRACES, anti_first_fit, country_of, shipped
 from veil.domain.pool_replay import (
     Policy,
     PoolReplay,
@@ -132,7 +132,7 @@ def test_pool_needed_is_between_n_and_2n_minus_1(trace: list[TraceSession], poli
 
 @pytest.mark.parametrize("name", list(TRACES))
 def test_veil_never_needs_more_than_first_fit_on_the_shipped_traces(name: str) -> None:
-    trace = TRACES[name]()
+    trace = shipped(name)
     for country in trace.countries:
         share = [s for s in trace.sessions if country_of(s) == country]
         veil = pool_needed(share, Policy.VEIL)

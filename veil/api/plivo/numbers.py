@@ -14,12 +14,11 @@ from starlette.responses import Response
 from veil.api.plivo import schemas
 from veil.api.plivo.body import read_body
 from veil.api.plivo.caller import caller
-from veil.api.plivo.shapes import api_id, meta, number_object
+from veil.api.plivo.shapes import api_id, meta, number_object, pool_report_object
 from veil.api.responses import json_response
 from veil.domain import messages
 from veil.domain.errors import InvalidRequest
 from veil.domain.list_filters import parse_paging
-from veil.domain.pool_report import PoolReport
 from veil.domain.values import MAX_NUMBER_TYPE_LENGTH, MAX_TEXT_LENGTH, Values, normalize_keys
 from veil.service import numbers as service
 from veil.service import pool_report as pool_service
@@ -112,22 +111,7 @@ async def report(request: Request) -> Response:
     found = await pool_service.pool_report(
         who.ctx, who.account, subaccount=read.identifier("subaccount") or None
     )
-    return json_response({"api_id": api_id(), "objects": [_pool_object(r) for r in found]})
-
-
-def _pool_object(report: PoolReport) -> dict[str, Any]:
-    return {
-        "subaccount": report.subaccount,
-        "country": report.country,
-        "numbers": report.numbers,
-        "in_use": report.in_use,
-        "busiest_party_now": report.busiest_party_now,
-        "busiest_party_7d": report.busiest_party_7d,
-        "needed_7d": report.needed_7d,
-        "plivo_rule_7d": report.plivo_rule_7d,
-        "headroom": report.headroom,
-        "status": report.status.value,
-    }
+    return json_response({"api_id": api_id(), "objects": [pool_report_object(r) for r in found]})
 
 
 @router.get(

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from veil.domain.accounts import Account
 from veil.domain.numbers import VirtualNumber
 from veil.domain.phone import country_name
+from veil.domain.pool_report import PoolReport
 from veil.domain.recordings import (
     Recording,
     epoch_ms,
@@ -137,6 +138,22 @@ def number_object(number: VirtualNumber, auth_id: str) -> dict[str, Any]:
         "sub_account": number.subaccount or None,
         "reserved": number.reserved,
         "resource_uri": f"/v1/Account/{auth_id}/Number/{digits}/",
+    }
+
+
+def pool_report_object(report: PoolReport) -> dict[str, Any]:
+    """One pool of the report (``GET /v1/Account/{auth_id}/Number/Report/``)."""
+    return {
+        "subaccount": report.subaccount,
+        "country": report.country,
+        "numbers": report.numbers,
+        "in_use": report.in_use,
+        "busiest_party_now": report.busiest_party_now,
+        "busiest_party_7d": report.busiest_party_7d,
+        "needed_7d": report.needed_7d,
+        "plivo_rule_7d": report.plivo_rule_7d,
+        "headroom": report.headroom,
+        "status": report.status.value,
     }
 
 
