@@ -20,7 +20,6 @@ from plivo.rest.client import fetch_credentials
 from plivo.utils import is_valid_mainaccount, is_valid_subaccount
 
 from veil.domain.allocator import (
-    CANDIDATES,
     Candidate,
     claim_keys,
     overlap_load,
@@ -104,19 +103,16 @@ def test_rank_numbers_orders_by_load_then_id(candidates: list[tuple[int, int]]) 
 
 
 @pytest.mark.parametrize(
-    ("remaining", "lifetime", "load"),
+    ("ends", "load"),
     [
-        ([], 600, 0),
-        ([100, 100], 600, 200),  # two parties' claims, ending before the new session
-        ([100, 5000], 600, 700),  # a claim counts only while the new session would hold
+        ([], 0),
+        ([1100, 1100], 200),  # two claims, ending before the new session does
+        ([1100, 9000], 700),  # a claim counts only while the new session would hold
+        ([1000, 900], 0),  # ended claims count nothing
     ],
 )
-def test_overlap_load(remaining: list[float], lifetime: float, load: float) -> None:
-    assert overlap_load(remaining, lifetime) == load
-
-
-def test_candidate_count_leaves_room_to_choose() -> None:
-    assert CANDIDATES >= 2
+def test_overlap_load(ends: list[int], load: int) -> None:
+    assert overlap_load(ends, now=1000, horizon=1600) == load
 
 
 # --- PINs -------------------------------------------------------------------------------------

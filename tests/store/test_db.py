@@ -77,6 +77,28 @@ def test_writers_are_durable_when_write_returns(url: str) -> None:
         assert other.execute("SELECT name FROM accounts").fetchall() == [("durable",)]
 
 
+def test_closing_right_after_a_failed_writer_still_commits_its_turn(url: str) -> None:
+    # A failing writer leaves at once, before its turn's commit has run; closing the
+    # database then must let that commit run (the other writer of the turn is in it).
+    errors: list[dict[str, object]] = []
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, context: errors.append(context))
+        db = Database(url)
+        kept = asyncio.ensure_future(add_account(db, "kept"))
+        await asyncio.sleep(0)  # "kept" has written and waits for the commit
+        with pytest.raises(RuntimeError):
+            await add_account(db, "broken", fail=True)
+        await db.dispose()
+        await kept
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
+    assert errors == []
+    with sqlite3.connect(path_of(url)) as other:
+        assert other.execute("SELECT name FROM accounts").fetchall() == [("kept",)]
+
+
 def test_another_process_holding_the_lock_does_not_block_the_loop(url: str) -> None:
     holder = sqlite3.connect(path_of(url), isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # as the CLI would while adding numbers

@@ -59,15 +59,15 @@ class Candidate:
     """A free number, and how much it is used during the new session's life."""
 
     number_id: int
-    load: float
+    load: int
 
 
-def overlap_load(remaining: Iterable[float], lifetime: float) -> float:
-    """How much a number is used while a new session would hold it: the sum, over the
-    live party claims on it, of the seconds each still holds it within ``lifetime``
-    (the new session's expiry plus cool-off); ``remaining`` are those claims' seconds left.
-    """
-    return sum(min(left, lifetime) for left in remaining)
+def overlap_load(ends: Iterable[int], now: int, horizon: int) -> int:
+    """How much a number is used while a new session would hold it (from ``now`` until
+    ``horizon``, its expiry plus cool-off): the sum, over the live claims on the number
+    (their ``ends``), of the time each still holds it within that span. All in whole
+    seconds since the epoch, as the store sums it in SQL (veil/store/sessions.py)."""
+    return sum(min(end, horizon) - now for end in ends if end > now)
 
 
 def rank_numbers(candidates: Sequence[Candidate], sticky: int | None) -> list[int]:

@@ -15,6 +15,7 @@ a number when two sessions choose the same PIN, which generated PINs avoid.
 from __future__ import annotations
 
 import enum
+import math
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -58,7 +59,7 @@ class PoolReplay:
         self.policy = policy
         self._random = random.Random(seed)
         self._held: defaultdict[str, dict[int, float]] = defaultdict(dict)  # key: number -> until
-        self._claims: list[list[float]] = [[] for _ in range(size)]  # party claims' ends
+        self._claims: list[list[float]] = [[] for _ in range(size)]  # live claims' ends
         self._sticky: dict[str, int] = {}  # pair -> the number of its latest session
 
     def offer(self, session: TraceSession) -> int | None:
@@ -70,7 +71,7 @@ class PoolReplay:
             busy.update(self._live(key, now))
         pair = pair_key(*session.parties) if len(session.parties) == 2 else ""
         sticky = self._sticky.get(pair) if pair else None
-        number = self._choose(busy, sticky, now, session.busy_until - now)
+        number = self._choose(busy, sticky, now, session.busy_until)
         if number is None:
             return None
         for key in keys:
@@ -89,14 +90,13 @@ class PoolReplay:
             del claims[n]
         return list(claims)
 
-    def _load(self, number: int, now: float, lifetime: float) -> float:
+    def _load(self, number: int, now: float, horizon: float) -> int:
         live = [end for end in self._claims[number] if end > now]
         self._claims[number] = live
-        return overlap_load((end - now for end in live), lifetime)
+        # In whole seconds, as the store sums it.
+        return overlap_load((math.floor(end) for end in live), math.floor(now), math.floor(horizon))
 
-    def _choose(
-        self, busy: set[int], sticky: int | None, now: float, lifetime: float
-    ) -> int | None:
+    def _choose(self, busy: set[int], sticky: int | None, now: float, horizon: float) -> int | None:
         if self.policy is Policy.RANDOM:
             free = [n for n in range(self.size) if n not in busy]
             return self._random.choice(free) if free else None
@@ -105,7 +105,7 @@ class PoolReplay:
             return first[0] if first else None
         if sticky is not None and sticky < self.size and sticky not in busy:
             first.append(sticky)
-        candidates = [Candidate(n, self._load(n, now, lifetime)) for n in set(first)]
+        candidates = [Candidate(n, self._load(n, now, horizon)) for n in set(first)]
         ranked = rank_numbers(candidates, sticky)
         return ranked[0] if ranked else None
 

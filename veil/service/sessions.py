@@ -12,7 +12,6 @@ from veil.domain.allocator import (
     Candidate,
     claim_keys,
     claimed_pins,
-    overlap_load,
     pair_key,
     party_key,
     rank_numbers,
@@ -89,22 +88,20 @@ async def _allocate(
         country=request.anchor.country if settings.geomatch else None,
         keys=keys,
         now=now,
+        # Until when this session would hold the number: what a candidate's load counts.
+        horizon=now
+        + timedelta(seconds=request.session_expiry + settings.virtual_number_cooloff_period),
     )
     sticky = None
     if len(parties) == 2:
         sticky = await repo.sticky_number(conn, main_account_id=main_id, pair=pair_key(*parties))
-    candidates: dict[int, str] = {}
+    candidates: dict[int, repo.FreeNumber] = {}
     if sticky is not None:
-        candidates.update(await repo.free_numbers(conn, pool, limit=1, only=sticky))
-    candidates.update(await repo.free_numbers(conn, pool, limit=CANDIDATES))
-    # How long each candidate stays used by others while this session would hold it.
-    lifetime = request.session_expiry + settings.virtual_number_cooloff_period
-    ends = await claims.party_claim_ends(conn, list(candidates), now)
-    loads = [
-        Candidate(n, overlap_load(((end - now).total_seconds() for end in ends[n]), lifetime))
-        for n in candidates
-    ]
-    ranked = rank_numbers(loads, sticky)
+        candidates.update(
+            (n.id, n) for n in await repo.free_numbers(conn, pool, limit=1, only=sticky)
+        )
+    candidates.update((n.id, n) for n in await repo.free_numbers(conn, pool, limit=CANDIDATES))
+    ranked = rank_numbers([Candidate(n.id, n.load) for n in candidates.values()], sticky)
 
     for number_id in ranked:
         chosen = settings
@@ -115,7 +112,8 @@ async def _allocate(
             if pins is None:
                 continue  # every PIN of that length is taken on this number
             chosen = replace(settings, first_party_pin=pins[0], second_party_pin=pins[1])
-        session = await _insert(conn, request, owner, chosen, number_id, candidates[number_id], now)
+        e164 = candidates[number_id].e164
+        session = await _insert(conn, request, owner, chosen, number_id, e164, now)
         taken = await claims.claim(
             conn,
             number_id=number_id,

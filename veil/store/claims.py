@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import TextClause, bindparam, delete, func, select, text, update
 
-from veil.domain.allocator import party_key, pin_key
+from veil.domain.allocator import pin_key
 from veil.store.db import Conn
 from veil.store.tables import UtcDateTime, number_claims
 
@@ -58,25 +58,6 @@ async def claim(
     statement = _claim_statement(len(keys))
     taken = (await conn.execute(statement, params)).scalars().all()
     return len(taken) == len(keys)
-
-
-_LIVE_PARTY_CLAIMS = select(number_claims.c.number_id, number_claims.c.busy_until).where(
-    number_claims.c.number_id.in_(bindparam("numbers", expanding=True)),
-    number_claims.c.key.startswith(party_key(""), autoescape=True),
-    number_claims.c.busy_until > bindparam("now"),
-)
-
-
-async def party_claim_ends(
-    conn: Conn, number_ids: Sequence[int], now: datetime
-) -> dict[int, list[datetime]]:
-    """When each live party claim on these numbers ends, by number."""
-    ends: dict[int, list[datetime]] = {n: [] for n in number_ids}
-    if number_ids:
-        params = {"numbers": list(number_ids), "now": now}
-        for row in await conn.execute(_LIVE_PARTY_CLAIMS, params):
-            ends[row.number_id].append(row.busy_until)
-    return ends
 
 
 async def set_busy_until(conn: Conn, session_id: int, busy_until: datetime) -> None:

@@ -173,6 +173,11 @@ class Database:
         if self._async is not None:
             await self._async.dispose()
         if self._sqlite is not None:
+            if self._batch is not None:
+                # A writer that failed leaves before its turn's commit has run, and the
+                # others of that turn still wait for it: let it run before closing.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._batch)
             for conn in (self._writer, self._reader):
                 if conn is not None:
                     conn.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,13 +15,18 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    case,
     cast,
+    func,
     insert,
     or_,
     select,
     update,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from veil.domain.list_filters import Bound, SessionFilter
 from veil.domain.session import Session, Status
@@ -152,6 +158,41 @@ async def sticky_number(conn: Conn, *, main_account_id: int, pair: str) -> int |
     return result.scalar()
 
 
+class epoch_seconds(FunctionElement[int]):
+    """A timestamp's whole seconds since 1970 (UTC), in SQL."""
+
+    type = BigInteger()
+    inherit_cache = True
+
+
+@compiles(epoch_seconds, "sqlite")
+def _epoch_seconds_sqlite(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
+    return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+@compiles(epoch_seconds)  # PostgreSQL, and the default for printing a statement
+@compiles(epoch_seconds, "postgresql")
+def _epoch_seconds_postgresql(element: epoch_seconds, compiler: Any, **kw: Any) -> str:
+    return f"CAST(FLOOR(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)})) AS BIGINT)"
+
+
+def _overlap_load() -> ScalarSelect[Any]:
+    """veil.domain.allocator.overlap_load of the outer query's number, summed in SQL so
+    that one row per candidate comes back however many claims it holds."""
+    end = case(
+        (number_claims.c.busy_until >= bindparam("horizon"), bindparam("horizon_s")),
+        else_=epoch_seconds(number_claims.c.busy_until),
+    )
+    return (
+        select(func.coalesce(func.sum(end - bindparam("now_s")), 0))
+        .where(
+            number_claims.c.number_id == numbers.c.id,
+            number_claims.c.busy_until > bindparam("now"),
+        )
+        .scalar_subquery()
+    )
+
+
 @functools.cache
 def _free_numbers_query(scoped: bool, by_country: bool, only_one: bool) -> Select[Any]:
     busy = select(number_claims.c.number_id).where(
@@ -171,9 +212,10 @@ def _free_numbers_query(scoped: bool, by_country: bool, only_one: bool) -> Selec
         where.append(numbers.c.country == bindparam("country"))
     if only_one:
         where.append(numbers.c.id == bindparam("only"))
-    # In id order: the pool index yields that order, so the scan stops at ``limit``.
+    # In id order: the pool index yields that order, so the scan stops at ``limit``, and
+    # the load is summed for the rows returned only.
     return (
-        select(numbers.c.id, numbers.c.e164)
+        select(numbers.c.id, numbers.c.e164, _overlap_load().label("load"))
         .where(*where)
         .order_by(numbers.c.id)
         .limit(bindparam("limit", type_=Integer, literal_execute=True))
@@ -182,32 +224,50 @@ def _free_numbers_query(scoped: bool, by_country: bool, only_one: bool) -> Selec
 
 @dataclass(frozen=True, slots=True)
 class FreeNumberQuery:
-    """Which numbers a new session may take: in scope and with none of ``keys`` claimed."""
+    """Which numbers a new session may take: in scope and with none of ``keys`` claimed;
+    each one's load is measured until ``horizon`` (the new session's busy_until)."""
 
     account_id: int
     subaccount_id: int | None
     country: str | None
     keys: Sequence[str]
     now: datetime
+    horizon: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FreeNumber:
+    id: int
+    e164: str
+    load: int  # veil.domain.allocator.overlap_load
 
 
 async def free_numbers(
     conn: Conn, query: FreeNumberQuery, *, limit: int, only: int | None = None
-) -> list[tuple[int, str]]:
-    """(id, e164) of the first ``limit`` free numbers in id order; just ``only`` if given."""
+) -> list[FreeNumber]:
+    """The first ``limit`` free numbers in id order; just ``only`` if given."""
     statement = _free_numbers_query(
         query.subaccount_id is not None, query.country is not None, only is not None
     )
     params = {
         "keys": list(query.keys),
         "now": query.now,
+        "now_s": whole_seconds(query.now),
+        "horizon": query.horizon,
+        "horizon_s": whole_seconds(query.horizon),
         "account": query.account_id,
         "sub": query.subaccount_id,
         "country": query.country,
         "only": only,
         "limit": limit,
     }
-    return [(row.id, row.e164) for row in await conn.execute(statement, params)]
+    rows = await conn.execute(statement, params)
+    return [FreeNumber(row.id, row.e164, int(row.load)) for row in rows]
+
+
+def whole_seconds(moment: datetime) -> int:
+    """``epoch_seconds`` in Python."""
+    return math.floor(moment.timestamp())
 
 
 _STILL_POOLED = select(numbers.c.masking_config_id).where(numbers.c.id == bindparam("id"))

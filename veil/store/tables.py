@@ -225,6 +225,8 @@ number_claims = Table(
     Column("busy_until", UtcDateTime, nullable=False, index=True),
     # "Which PINs are in use on this number", for PIN generation.
     Index("ix_number_claims_number_key", "number_id", "key"),
+    # A candidate number's load (its live claims' ends), read from the index alone.
+    Index("ix_number_claims_number_busy", "number_id", "busy_until"),
 )
 
 # One row per call through a session (Plivo's "interaction"), written when it ends.
