@@ -54,6 +54,8 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/sip.py
 	$(BIN)/python bench/media.py
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/allocation.py
+	$(BIN)/python bench/pool.py --seeds 20
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -11,7 +11,8 @@ For every trace of bench/pool_traces.py (and, when geomatched, every country's s
   veil.service.sessions.create_session on a real SQLite database (in-process, a fake
   clock at each session's start), with Veil's pool size and one number fewer: every
   session must get the very number the replay gave it, nothing is refused at Veil's
-  size, and something is refused with one number fewer.
+  size, and something is refused with one number fewer;
+- with ``--seeds K``, Veil against first-fit on K other seeds of each random trace.
 
 Usage: python bench/pool.py [--traces marketplace,hub,...] [--no-store] [--seeds 20]
 """
