@@ -2,7 +2,7 @@
 
 Drives Veil's service layer in-process (no HTTP), on a scratch database migrated as
 ``veil db upgrade`` does (a temporary SQLite file; on PostgreSQL a database of its own,
-``veil_bench_alloc_<hex>``, created and dropped by this script). One account, ``--numbers``
+created and dropped as the tests do, ``tests.servers.database``). One account, ``--numbers``
 US numbers (+1415...). The fill: ``--sessions`` live sessions (session_expiry 86400; the
 FakeClock moves 10 ms per create, never near the expiry) through
 ``veil.service.sessions.create_session``, round-robin over 200 agents (50 live sessions
@@ -47,7 +47,6 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from collections import defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -57,17 +56,16 @@ from typing import Any, cast
 
 from sqlalchemy import Executable, Select, text
 from sqlalchemy.engine import CursorResult, Dialect
-from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.servers import database
 from veil.clock import FakeClock
 from veil.domain.accounts import Account
 from veil.domain.session_params import Profile, SessionRequest, parse_create
 from veil.service import accounts, numbers, sessions
 from veil.service.context import ServiceContext
 from veil.store.db import Conn, Database, Params
-from veil.store.migrate import upgrade
 
 AGENTS = 200
 EXPIRY = 86400  # seconds: every session stays live for the whole run
@@ -75,9 +73,6 @@ TICK = 0.01  # seconds the FakeClock moves per create
 RETURNING = 0.25  # share of fill customers who come back once, to another agent
 ANALYZE_EVERY = 1000  # sessions between two ANALYZEs of the fill (PostgreSQL)
 LIMIT_MS = 2.0
-POSTGRES_ADMIN_URL = os.environ.get(
-    "VEIL_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,32 +283,11 @@ async def measure(
         await db.dispose()
 
 
-async def _admin(statement: str) -> None:
-    engine = create_async_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 @contextmanager
 def scratch_database(backend: str) -> Iterator[str]:
     """A new database migrated like ``veil db upgrade``; removed afterwards."""
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as directory:
-            url = f"sqlite+aiosqlite:///{Path(directory) / 'veil.db'}"
-            upgrade(url)
-            yield url
-        return
-    name = "veil_bench_alloc_" + uuid.uuid4().hex[:8]
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
-    try:
-        url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-        upgrade(url)
+    with tempfile.TemporaryDirectory() as directory, database(backend, Path(directory)) as url:
         yield url
-    finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def row(cells: list[str]) -> str:
