@@ -92,15 +92,10 @@ async def _allocate(
         horizon=now
         + timedelta(seconds=request.session_expiry + settings.virtual_number_cooloff_period),
     )
-    sticky = None
-    if len(parties) == 2:
-        sticky = await repo.sticky_number(conn, main_account_id=main_id, pair=pair_key(*parties))
-    candidates: dict[int, repo.FreeNumber] = {}
-    if sticky is not None:
-        candidates.update(
-            (n.id, n) for n in await repo.free_numbers(conn, pool, limit=1, only=sticky)
-        )
-    candidates.update((n.id, n) for n in await repo.free_numbers(conn, pool, limit=CANDIDATES))
+    pair = pair_key(*parties) if len(parties) == 2 else ""
+    found = await repo.free_numbers(conn, pool, limit=CANDIDATES, pair=pair)
+    candidates = {n.id: n for n in found}
+    sticky = next((n.id for n in found if n.sticky), None)
     ranked = rank_numbers([Candidate(n.id, n.load) for n in candidates.values()], sticky)
 
     for number_id in ranked:

@@ -11,16 +11,18 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Executable,
     Integer,
-    Select,
     and_,
     bindparam,
     case,
     cast,
     func,
     insert,
+    literal,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.ext.compiler import compiles
@@ -70,15 +72,6 @@ def session_from_row(row: Any) -> Session:
 _INSERT = insert(sessions).returning(*sessions.c)
 _BY_UUID = select(sessions).where(sessions.c.uuid == bindparam("uuid"))
 _UPDATE = update(sessions).where(sessions.c.id == bindparam("session_id_")).returning(*sessions.c)
-_STICKY = (
-    select(sessions.c.number_id)
-    .where(
-        sessions.c.main_account_id == bindparam("main"),
-        sessions.c.pair_key == bindparam("pair"),
-    )
-    .order_by(sessions.c.id.desc())
-    .limit(1)
-)
 
 
 async def insert_session(conn: Conn, values: dict[str, Any]) -> Session:
@@ -152,12 +145,6 @@ async def list_sessions(
     return [session_from_row(r) for r in rows], total
 
 
-async def sticky_number(conn: Conn, *, main_account_id: int, pair: str) -> int | None:
-    """The number the latest session between this pair (``pair_key``) had."""
-    result = await conn.execute(_STICKY, {"main": main_account_id, "pair": pair})
-    return result.scalar()
-
-
 class epoch_seconds(FunctionElement[int]):
     """A timestamp's whole seconds since 1970 (UTC), in SQL."""
 
@@ -194,7 +181,7 @@ def _overlap_load() -> ScalarSelect[Any]:
 
 
 @functools.cache
-def _free_numbers_query(scoped: bool, by_country: bool, only_one: bool) -> Select[Any]:
+def _free_numbers_query(scoped: bool, by_country: bool, with_pair: bool) -> Executable:
     busy = select(number_claims.c.number_id).where(
         number_claims.c.key.in_(bindparam("keys", expanding=True)),
         number_claims.c.busy_until > bindparam("now"),
@@ -210,16 +197,30 @@ def _free_numbers_query(scoped: bool, by_country: bool, only_one: bool) -> Selec
     ]
     if by_country:
         where.append(numbers.c.country == bindparam("country"))
-    if only_one:
-        where.append(numbers.c.id == bindparam("only"))
+    columns = (numbers.c.id, numbers.c.e164, _overlap_load().label("load"))
     # In id order: the pool index yields that order, so the scan stops at ``limit``, and
     # the load is summed for the rows returned only.
-    return (
-        select(numbers.c.id, numbers.c.e164, _overlap_load().label("load"))
+    first = (
+        select(*columns, literal(0).label("sticky"))
         .where(*where)
         .order_by(numbers.c.id)
         .limit(bindparam("limit", type_=Integer, literal_execute=True))
     )
+    if not with_pair:
+        return first
+    # And, in the same round trip, the number of the pair's latest session if it is free.
+    latest = (
+        select(sessions.c.number_id)
+        .where(
+            sessions.c.main_account_id == bindparam("account"),
+            sessions.c.pair_key == bindparam("pair"),
+        )
+        .order_by(sessions.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    sticky = select(*columns, literal(1).label("sticky")).where(*where, numbers.c.id == latest)
+    return union_all(sticky, select(first.subquery()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,14 +241,16 @@ class FreeNumber:
     id: int
     e164: str
     load: int  # veil.domain.allocator.overlap_load
+    sticky: bool  # the number of the pair's latest session
 
 
 async def free_numbers(
-    conn: Conn, query: FreeNumberQuery, *, limit: int, only: int | None = None
+    conn: Conn, query: FreeNumberQuery, *, limit: int, pair: str = ""
 ) -> list[FreeNumber]:
-    """The first ``limit`` free numbers in id order; just ``only`` if given."""
+    """The first ``limit`` free numbers in id order and, given a ``pair`` (``pair_key``),
+    the number of that pair's latest session when it is free too (``sticky``)."""
     statement = _free_numbers_query(
-        query.subaccount_id is not None, query.country is not None, only is not None
+        query.subaccount_id is not None, query.country is not None, bool(pair)
     )
     params = {
         "keys": list(query.keys),
@@ -258,11 +261,11 @@ async def free_numbers(
         "account": query.account_id,
         "sub": query.subaccount_id,
         "country": query.country,
-        "only": only,
+        "pair": pair,
         "limit": limit,
     }
     rows = await conn.execute(statement, params)
-    return [FreeNumber(row.id, row.e164, int(row.load)) for row in rows]
+    return [FreeNumber(row.id, row.e164, int(row.load), bool(row.sticky)) for row in rows]
 
 
 def whole_seconds(moment: datetime) -> int:

@@ -206,7 +206,8 @@ sessions = Table(
     Column("calls_in_progress", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_sessions_listing", "main_account_id", "created_time"),
     Index("ix_sessions_due", "status", "expiry_time"),
-    Index("ix_sessions_pair", "main_account_id", "pair_key"),
+    # The pair's latest session (its sticky number), newest first from the index alone.
+    Index("ix_sessions_pair", "main_account_id", "pair_key", "id"),
     Index("ix_sessions_first_party", "main_account_id", "first_party"),
     Index("ix_sessions_second_party", "main_account_id", "second_party"),
     Index("ix_sessions_number", "number_id"),
