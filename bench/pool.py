@@ -96,23 +96,28 @@ async def _run(url: str, trace: Trace, sizes: dict[str, int]) -> list[int | None
             added = await numbers.add_numbers(ctx, account, pool_numbers(country, size))
             # The pool's id order is the order the numbers were added in.
             index.update((n.e164, i) for i, n in enumerate(added))
-        return [
-            await _offer(ctx, account, trace.geomatch, s, origin, clock, index)
-            for s in sorted(trace.sessions, key=lambda s: s.start)
-        ]
+        got: list[int | None] = []
+        for s in sorted(trace.sessions, key=lambda s: s.start):
+            number = await offer(
+                ctx, account, s, geomatch=trace.geomatch, origin=origin, clock=clock
+            )
+            got.append(None if number is None else index[number])
+        return got
     finally:
         await ctx.db.dispose()
 
 
-async def _offer(
+async def offer(
     ctx: ServiceContext,
     account: Account,
-    geomatch: bool,
     s: TraceSession,
+    *,
+    geomatch: bool,
     origin: datetime,
     clock: FakeClock,
-    index: dict[str, int],
-) -> int | None:
+) -> str | None:
+    """Create the session through the service at its start (``origin`` + its start on
+    ``clock``): its virtual number, or None when Veil says the pool is exhausted."""
     clock.advance((origin + timedelta(seconds=s.start) - clock.now()).total_seconds())
     body = {
         "first_party": s.parties[0],
@@ -127,7 +132,7 @@ async def _offer(
         if str(refused) != messages.POOL_EXHAUSTED:
             raise
         return None
-    return index[session.virtual_number]
+    return session.virtual_number
 
 
 def expected(trace: Trace, sizes: dict[str, int]) -> list[int | None]:

@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 from veil.api.plivo.shapes import pool_report_object
 from veil.clock import SystemClock
 from veil.config import Settings, load_settings, split_host_port
-from veil.domain.accounts import Account
 from veil.domain.errors import VeilError
 from veil.domain.infobip import MaskingConfig
 from veil.domain.numbers import VirtualNumber
@@ -85,15 +84,6 @@ async def _account_by_auth_id(ctx: ServiceContext, auth_id: str) -> Any:
     if account is None:
         raise CliError(f"no account {auth_id}")
     return account
-
-
-async def _main_auth_id(ctx: ServiceContext, account: Account) -> str:
-    """The auth_id of the main account that ``account`` is or belongs to."""
-    if account.parent_id is None:
-        return account.auth_id
-    async with ctx.db.read() as conn:
-        parent = await account_repo.get_by_id(conn, account.parent_id)
-    return parent.auth_id if parent is not None else account.auth_id
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
@@ -217,8 +207,7 @@ def cmd_numbers_report(args: argparse.Namespace, settings: Settings) -> None:
         if args.account is None:
             return await pool_service.all_pool_reports(ctx)
         principal = await _account_by_auth_id(ctx, args.account)
-        main = await _main_auth_id(ctx, principal)
-        return [(main, r) for r in await pool_service.pool_report(ctx, principal)]
+        return await pool_service.account_pool_reports(ctx, principal)
 
     reports = _run(settings, work)
     data = [_report_json(auth_id, r) for auth_id, r in reports]

@@ -7,19 +7,17 @@ traffic in memory instead of against the database.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
 
 import pytest
 
+from bench.pool import offer
 from bench.pool_traces import anti_first_fit, capacity_bound
 from tests.service.conftest import run_scenario
 from tests.utils import party_number, pool_number
 from veil.clock import FakeClock
-from veil.domain import messages
-from veil.domain.errors import InvalidRequest
 from veil.domain.pool_replay import TraceSession, pool_needed, replay
-from veil.domain.session_params import Profile, parse_create
-from veil.service import accounts, numbers, sessions
+from veil.service import accounts, numbers
 from veil.service.context import ServiceContext
 
 TRACES = {
@@ -34,6 +32,10 @@ def run_trace(url: str, trace: list[TraceSession], size: int) -> list[int | None
     """Each session's number as an index into the pool (in the order added), or None."""
     # Fresh party numbers for this run: the database is shared with other tests.
     rename: dict[str, str] = {}
+    renamed = [
+        replace(s, parties=tuple(rename.setdefault(p, party_number()) for p in s.parties))
+        for s in sorted(trace, key=lambda s: s.start)
+    ]
 
     async def scenario(ctx: ServiceContext, clock: FakeClock) -> list[int | None]:
         account = await accounts.create_account(ctx, name="replay")
@@ -41,24 +43,9 @@ def run_trace(url: str, trace: list[TraceSession], size: int) -> list[int | None
         index = {n.e164: i for i, n in enumerate(added)}
         origin = clock.now()
         got: list[int | None] = []
-        for s in sorted(trace, key=lambda s: s.start):
-            clock.advance((origin + timedelta(seconds=s.start) - clock.now()).total_seconds())
-            first, second = (rename.setdefault(p, party_number()) for p in s.parties)
-            body = {
-                "first_party": first,
-                "second_party": second,
-                "session_expiry": int(s.expiry),
-                "virtual_number_cooloff_period": int(s.cooloff),
-            }
-            try:
-                created = await sessions.create_session(
-                    ctx, account, parse_create(body, Profile.CURRENT)
-                )
-            except InvalidRequest as refused:
-                assert str(refused) == messages.POOL_EXHAUSTED
-                got.append(None)
-            else:
-                got.append(index[created.virtual_number])
+        for s in renamed:
+            number = await offer(ctx, account, s, geomatch=True, origin=origin, clock=clock)
+            got.append(None if number is None else index[number])
         return got
 
     return run_scenario(url, scenario)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from veil.domain.pool_replay import TraceSession
+from veil.domain.session import holds_number_until
 
 # A week covers the weekly cycle of ride-hailing and delivery traffic, peak days included.
 REPORT_WINDOW = timedelta(days=7)
@@ -74,7 +75,7 @@ class PoolReport:
 
 def holds_number_after(expiry_time: datetime, cooloff_seconds: int, window_start: datetime) -> bool:
     """Whether a session still held its number at ``window_start``, or later."""
-    return expiry_time + timedelta(seconds=cooloff_seconds) > window_start
+    return holds_number_until(expiry_time, cooloff_seconds) > window_start
 
 
 def trace_session(

@@ -65,9 +65,13 @@ class Session:
         return self.status
 
     def busy_until(self) -> datetime:
-        """Until when the virtual number stays claimed by this session's parties and PINs:
-        its expiry plus its cool-off period."""
-        return self.expiry_time + timedelta(seconds=self.settings.virtual_number_cooloff_period)
+        """Until when the virtual number stays claimed by this session's parties and PINs."""
+        return holds_number_until(self.expiry_time, self.settings.virtual_number_cooloff_period)
+
+
+def holds_number_until(expiry_time: datetime, cooloff_seconds: int) -> datetime:
+    """A session holds its virtual number until its expiry plus its cool-off period."""
+    return expiry_time + timedelta(seconds=cooloff_seconds)
 
 
 def session_duration(created: datetime, expiry: datetime) -> int:

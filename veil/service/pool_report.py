@@ -26,9 +26,16 @@ async def pool_report(
     """The pools the principal sees, as ``list_numbers`` scopes its numbers: a main
     account's own and its subaccounts' (or one subaccount's with ``subaccount``); a
     subaccount's own only."""
+    return [report for _, report in await account_pool_reports(ctx, principal, subaccount)]
+
+
+async def account_pool_reports(
+    ctx: ServiceContext, principal: Account, subaccount: str | None = None
+) -> list[tuple[str, PoolReport]]:
+    """``pool_report``, each with its main account's auth_id (operator CLI)."""
     named = await accounts.acting_as(ctx, principal, subaccount)
     scope = repo.Scope(principal.main_account_id, named.id if named.is_subaccount else None)
-    return [report for _, report in await _reports(ctx, scope)]
+    return await _reports(ctx, scope)
 
 
 async def all_pool_reports(ctx: ServiceContext) -> list[tuple[str, PoolReport]]:

@@ -20,7 +20,7 @@ from veil.domain.errors import InvalidRequest, NotFound
 from veil.domain.ids import is_uuid, new_uuid
 from veil.domain.list_filters import SessionFilter
 from veil.domain.pins import pick_pin_pair
-from veil.domain.session import Session, Status, session_duration
+from veil.domain.session import Session, Status, holds_number_until, session_duration
 from veil.domain.session_params import (
     SETTINGS_FIELDS,
     SessionRequest,
@@ -89,8 +89,10 @@ async def _allocate(
         keys=keys,
         now=now,
         # Until when this session would hold the number: what a candidate's load counts.
-        horizon=now
-        + timedelta(seconds=request.session_expiry + settings.virtual_number_cooloff_period),
+        horizon=holds_number_until(
+            now + timedelta(seconds=request.session_expiry),
+            settings.virtual_number_cooloff_period,
+        ),
     )
     pair = pair_key(*parties) if len(parties) == 2 else ""
     found = await repo.free_numbers(conn, pool, limit=CANDIDATES, pair=pair)
