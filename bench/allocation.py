@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Executable, Select, text
+from sqlalchemy import CompoundSelect, Executable, Select, text
 from sqlalchemy.engine import CursorResult, Dialect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -189,7 +189,7 @@ async def explain(db: Database, calls: list[Call]) -> None:
     seen = set()
     async with db.read() as conn:
         for statement, params, _, fetched in calls:
-            if not isinstance(statement, Select) or statement in seen:
+            if not isinstance(statement, Select | CompoundSelect) or statement in seen:
                 continue
             seen.add(statement)
             bound = statement.params(params) if isinstance(params, dict) else statement

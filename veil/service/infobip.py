@@ -11,7 +11,7 @@ A number has one owner: the masking-session pool or one action or configuration.
 be given to one only while no other owns it and no masking session holds it (claims
 until expiry plus cool-off). Its row is locked first (``SELECT ... FOR UPDATE``), which
 on PostgreSQL makes a concurrent session allocation wait and then see the new owner
-(``veil.store.sessions.still_pooled``); SQLite runs writers one at a time.
+(``veil.store.claims.claim_sql``); SQLite runs writers one at a time.
 """
 
 from __future__ import annotations

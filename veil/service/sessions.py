@@ -80,7 +80,9 @@ async def _allocate(
     keys = claim_keys(parties, [] if generate else claimed_pins(settings))
     # Sessions sharing a party compete for the same numbers: serialise them.
     main_id = owner.main_account_id
-    await ctx.db.lock_keys(conn, [_lock_key(main_id, party_key(p)) for p in parties])
+    # The candidates statement takes longer to plan than to run, and one plan suits all.
+    locks = [_lock_key(main_id, party_key(p)) for p in parties]
+    await ctx.db.lock_keys(conn, locks, generic_plans=True)
     now = ctx.clock.now()
     pool = repo.FreeNumberQuery(
         account_id=main_id,
@@ -111,15 +113,7 @@ async def _allocate(
             chosen = replace(settings, first_party_pin=pins[0], second_party_pin=pins[1])
         e164 = candidates[number_id].e164
         session = await _insert(conn, request, owner, chosen, number_id, e164, now)
-        taken = await claims.claim(
-            conn,
-            number_id=number_id,
-            keys=claim_keys(parties, claimed_pins(chosen)),
-            session_id=session.id,
-            busy_until=session.busy_until(),
-            now=now,
-        )
-        if not taken or not await repo.still_pooled(conn, number_id):
+        if session is None:
             raise _ClaimLost
         return session
     raise InvalidRequest(messages.POOL_EXHAUSTED)
@@ -133,11 +127,12 @@ async def _insert(
     number_id: int,
     virtual_number: str,
     now: datetime,
-) -> Session:
+) -> Session | None:
+    """Store the session with its claims on the number; None if another took one first."""
     expiry = now + timedelta(seconds=request.session_expiry)
     first = request.first_party.value if request.first_party else ""
     second = request.second_party.value if request.second_party else ""
-    return await repo.insert_session(
+    return await repo.insert_claiming(
         conn,
         {
             "uuid": new_uuid(),
@@ -156,6 +151,9 @@ async def _insert(
             "duration": session_duration(now, expiry),
             **_settings_values(settings),
         },
+        keys=claim_keys(request.parties, claimed_pins(settings)),
+        busy_until=holds_number_until(expiry, settings.virtual_number_cooloff_period),
+        now=now,
     )
 
 

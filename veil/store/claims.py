@@ -14,22 +14,46 @@ from veil.store.db import Conn
 from veil.store.tables import UtcDateTime, number_claims
 
 
-@functools.cache
-def _claim_statement(count: int) -> TextClause:
-    """INSERT of ``count`` claims that takes over dead rows and leaves live ones alone.
+def claim_sql(count: int, *, session_id: str, postgresql: bool) -> str:
+    """INSERT of ``count`` claims (``:key0``...) that takes over dead rows and leaves live
+    ones alone, and inserts nothing once the number has left the session pool.
 
-    Written as text (the same on SQLite and PostgreSQL): SQLAlchemy cannot cache a
-    compiled multi-row upsert, and compiling it measured as a fifth of a session create.
+    ``session_id`` is the SQL of the claiming session's id. On PostgreSQL the pool check
+    takes a key-share lock on the number: a concurrent transaction that gives the number
+    to an Infobip configuration holds the row (``SELECT ... FOR UPDATE``), so this waits
+    for it and then re-checks the row it committed. SQLite runs writers one at a time.
     """
-    rows = ", ".join(f"(:key{i}, :number_id, :session_id, :busy_until)" for i in range(count))
-    return text(
+    keys = " UNION ALL ".join(f"SELECT :key{i} AS key" for i in range(count))
+    lock = " FOR KEY SHARE" if postgresql else ""
+    return (
         "INSERT INTO number_claims (key, number_id, session_id, busy_until) "
-        f"VALUES {rows} "
+        f"SELECT k.key, :number_id, {session_id}, :busy_until FROM ({keys}) AS k "
+        "WHERE EXISTS (SELECT 1 FROM numbers WHERE numbers.id = :number_id "
+        f"AND numbers.masking_config_id IS NULL{lock}) "
         "ON CONFLICT (key, number_id) DO UPDATE "
         "SET session_id = excluded.session_id, busy_until = excluded.busy_until "
         "WHERE number_claims.busy_until <= :now "
         "RETURNING key"
-    ).bindparams(bindparam("busy_until", type_=UtcDateTime), bindparam("now", type_=UtcDateTime))
+    )
+
+
+def claim_params(
+    *, number_id: int, keys: Sequence[str], busy_until: datetime, now: datetime
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"number_id": number_id, "busy_until": busy_until, "now": now}
+    params.update({f"key{i}": key for i, key in enumerate(keys)})
+    return params
+
+
+CLAIM_TYPES = (bindparam("busy_until", type_=UtcDateTime), bindparam("now", type_=UtcDateTime))
+
+
+@functools.cache
+def _claim_statement(count: int, postgresql: bool) -> TextClause:
+    # Text (one per count and dialect): SQLAlchemy cannot cache a compiled multi-row
+    # upsert, and compiling it measured as a fifth of a session create.
+    sql = claim_sql(count, session_id=":session_id", postgresql=postgresql)
+    return text(sql).bindparams(*CLAIM_TYPES)
 
 
 async def claim(
@@ -44,18 +68,14 @@ async def claim(
     """Claim every key on the number for the session, atomically with respect to other
     transactions. A dead claim (``busy_until <= now``) is taken over; a live one is not.
 
-    Returns False if some key is live for another session: the caller must roll back.
+    Returns False if some key is live for another session, or the number no longer
+    belongs to the session pool: the caller must roll back.
     """
     if not keys:
         return True
-    params: dict[str, Any] = {
-        "number_id": number_id,
-        "session_id": session_id,
-        "busy_until": busy_until,
-        "now": now,
-    }
-    params.update({f"key{i}": key for i, key in enumerate(keys)})
-    statement = _claim_statement(len(keys))
+    params = claim_params(number_id=number_id, keys=keys, busy_until=busy_until, now=now)
+    params["session_id"] = session_id
+    statement = _claim_statement(len(keys), conn.dialect.name == "postgresql")
     taken = (await conn.execute(statement, params)).scalars().all()
     return len(taken) == len(keys)
 

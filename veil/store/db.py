@@ -159,15 +159,23 @@ class Database:
             self._reader = self._sqlite.connect()
         yield _InlineConn(self._reader)
 
-    async def lock_keys(self, conn: Conn, keys: Iterable[str]) -> None:
+    async def lock_keys(
+        self, conn: Conn, keys: Iterable[str], *, generic_plans: bool = False
+    ) -> None:
         """Serialise transactions that touch the same keys (PostgreSQL advisory locks,
         released at commit). Sorted, so two transactions never wait on each other in a
-        cycle. On SQLite, ``write`` is already serial and this does nothing."""
+        cycle. On SQLite, ``write`` is already serial and this does nothing.
+
+        ``generic_plans``: in the same round trip, have PostgreSQL plan the rest of the
+        transaction's statements once per connection (``plan_cache_mode``, local to the
+        transaction) instead of at every execution, for statements whose one plan
+        suits every parameter."""
         if self.is_sqlite:
             return
         ids = sorted({_lock_id(key) for key in keys})
-        if ids:  # one round trip; PostgreSQL evaluates the select list left to right
-            await conn.execute(_advisory_locks(len(ids)), {f"k{i}": k for i, k in enumerate(ids)})
+        if ids or generic_plans:  # PostgreSQL evaluates the select list left to right
+            params: dict[str, Any] = {f"k{i}": k for i, k in enumerate(ids)}
+            await conn.execute(_advisory_locks(len(ids), generic_plans), params)
 
     async def dispose(self) -> None:
         if self._async is not None:
@@ -210,9 +218,11 @@ def _control(conn: Connection) -> Callable[[str], Any]:
 
 
 @functools.cache
-def _advisory_locks(count: int) -> TextClause:
-    calls = ", ".join(f"pg_advisory_xact_lock(:k{i})" for i in range(count))
-    return text(f"SELECT {calls}")
+def _advisory_locks(count: int, generic_plans: bool) -> TextClause:
+    calls = [f"pg_advisory_xact_lock(:k{i})" for i in range(count)]
+    if generic_plans:
+        calls.insert(0, "set_config('plan_cache_mode', 'force_generic_plan', true)")
+    return text(f"SELECT {', '.join(calls)}")
 
 
 def _lock_id(key: str) -> int:
