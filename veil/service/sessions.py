@@ -80,7 +80,8 @@ async def _allocate(
     keys = claim_keys(parties, [] if generate else claimed_pins(settings))
     # Sessions sharing a party compete for the same numbers: serialise them.
     main_id = owner.main_account_id
-    # The candidates statement takes longer to plan than to run, and one plan suits all.
+    # The candidates statement takes longer to plan than to run, and its one plan suits
+    # every pool (veil.store.sessions).
     locks = [_lock_key(main_id, party_key(p)) for p in parties]
     await ctx.db.lock_keys(conn, locks, generic_plans=True)
     now = ctx.clock.now()

@@ -168,8 +168,8 @@ class Database:
 
         ``generic_plans``: in the same round trip, have PostgreSQL plan the rest of the
         transaction's statements once per connection (``plan_cache_mode``, local to the
-        transaction) instead of at every execution, for statements whose one plan
-        suits every parameter."""
+        transaction) instead of at every execution: for statements that take longer to
+        plan than to run, and whose one plan suits every parameter."""
         if self.is_sqlite:
             return
         ids = sorted({_lock_id(key) for key in keys})

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.engine import Dialect
 
@@ -78,6 +79,27 @@ accounts = Table(
     Column("modified_time", UtcDateTime, nullable=False),
 )
 
+
+def _numbers_indexes() -> list[Index]:
+    main = text("subaccount_id IS NULL")
+    scoped = text("subaccount_id IS NOT NULL")
+    linked = text("masking_config_id IS NOT NULL")
+    return [
+        Index(f"ix_numbers_{name}", *columns, sqlite_where=where, postgresql_where=where)
+        for name, columns, where in (
+            # A pool's numbers in id order, one index per shape of the allocator's query
+            # (main account or subaccount scope, with or without a country).
+            ("main_order", ("account_id", "id"), main),
+            ("main_country_order", ("account_id", "country", "id"), main),
+            ("sub_order", ("subaccount_id", "id"), scoped),
+            ("sub_country_order", ("subaccount_id", "country", "id"), scoped),
+            # An Infobip configuration's numbers. Without the NULLs: SQLite, which has no
+            # statistics, would read the pool (masking_config_id IS NULL) from it.
+            ("masking_config_id", ("masking_config_id",), linked),
+        )
+    ]
+
+
 numbers = Table(
     "numbers",
     metadata,
@@ -102,9 +124,9 @@ numbers = Table(
         Id,
         ForeignKey("masking_configs.id", ondelete="SET NULL"),
         nullable=True,
-        index=True,
     ),
     Index("ix_numbers_pool", "account_id", "subaccount_id", "country"),
+    *_numbers_indexes(),
 )
 
 # Infobip-style number masking: a v1 "action" (one number's callbackUrl and statusUrl)
