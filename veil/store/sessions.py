@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Executable,
     Integer,
     and_,
     bindparam,
@@ -32,7 +31,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
-from sqlalchemy.sql.selectable import ScalarSelect, TextualSelect
+from sqlalchemy.sql.selectable import CompoundSelect, ScalarSelect, Select, TextualSelect
 from sqlalchemy.sql.sqltypes import NullType
 
 from veil.domain.list_filters import Bound, SessionFilter
@@ -271,7 +270,7 @@ def _overlap_load() -> ScalarSelect[Any]:
 @functools.cache
 def _free_numbers_query(
     scoped: bool, by_country: bool, with_pair: bool, keys: int, limit: int
-) -> Executable:
+) -> Select[Any] | CompoundSelect[Any]:
     # One statement per shape, with the keys and the limit written in: an expanding IN
     # or a literal_execute limit is re-rendered at every execution (measured as a tenth
     # of an allocation on PostgreSQL).
@@ -284,11 +283,11 @@ def _free_numbers_query(
     # the ORDER BY so that no other index can yield the order (see there).
     owner = numbers.c.subaccount_id if scoped else numbers.c.account_id
     value: BindParameter[int] = bindparam("sub" if scoped else "account")
+    # A subaccount's numbers all belong to its main account (numbers.add_numbers): the
+    # scoped shape names the subaccount alone, so that its index is the only one to use.
     where: list[ColumnElement[bool]] = [
         owned_by(owner, value),
-        numbers.c.account_id == bindparam("account")
-        if scoped
-        else numbers.c.subaccount_id.is_(None),
+        *([] if scoped else [numbers.c.subaccount_id.is_(None)]),
         numbers.c.reserved.is_(False),
         numbers.c.masking_config_id.is_(None),  # owned by an Infobip configuration
         numbers.c.id.not_in(busy),
@@ -345,6 +344,14 @@ async def free_numbers(
 ) -> list[FreeNumber]:
     """The first ``limit`` free numbers in id order and, given a ``pair`` (``pair_key``),
     the number of that pair's latest session when it is free too (``sticky``)."""
+    rows = await conn.execute(*free_numbers_statement(query, limit=limit, pair=pair))
+    return [FreeNumber(row.id, row.e164, int(row.load), bool(row.sticky)) for row in rows]
+
+
+def free_numbers_statement(
+    query: FreeNumberQuery, *, limit: int, pair: str = ""
+) -> tuple[Select[Any] | CompoundSelect[Any], dict[str, Any]]:
+    """What ``free_numbers`` executes, with its parameters."""
     statement = _free_numbers_query(
         query.subaccount_id is not None,
         query.country is not None,
@@ -363,8 +370,7 @@ async def free_numbers(
         "country": query.country,
         "pair": pair,
     }
-    rows = await conn.execute(statement, params)
-    return [FreeNumber(row.id, row.e164, int(row.load), bool(row.sticky)) for row in rows]
+    return statement, params
 
 
 def whole_seconds(moment: datetime) -> int:

@@ -85,10 +85,14 @@ def _numbers_indexes() -> list[Index]:
     scoped = text("subaccount_id IS NOT NULL")
     linked = text("masking_config_id IS NOT NULL")
     return [
+        # An account's numbers, newest first (the number list).
+        Index("ix_numbers_account", "account_id", "id"),
+    ] + [
         Index(f"ix_numbers_{name}", *columns, sqlite_where=where, postgresql_where=where)
         for name, columns, where in (
             # A pool's numbers in id order, one index per shape of the allocator's query
-            # (main account or subaccount scope, with or without a country).
+            # (main account or subaccount scope, with or without a country); no other
+            # index starts with a pool's columns, so no plan can read a pool and sort it.
             ("main_order", ("account_id", "id"), main),
             ("main_country_order", ("account_id", "country", "id"), main),
             ("sub_order", ("subaccount_id", "id"), scoped),
@@ -125,7 +129,6 @@ numbers = Table(
         ForeignKey("masking_configs.id", ondelete="SET NULL"),
         nullable=True,
     ),
-    Index("ix_numbers_pool", "account_id", "subaccount_id", "country"),
     *_numbers_indexes(),
 )
 

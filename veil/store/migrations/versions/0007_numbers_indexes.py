@@ -1,6 +1,6 @@
 """indexes for allocation: a pool's numbers in id order, for each shape of pool (main
-account or subaccount scope, with or without a country); the Infobip configurations'
-numbers without the pool's NULLs
+account or subaccount scope, with or without a country), instead of ix_numbers_pool; an
+account's numbers in id order; the Infobip configurations' numbers without the NULLs
 
 Revision ID: 0007
 Revises: 0006
@@ -29,7 +29,13 @@ _INDEXES = (
 _LINKED = "ix_numbers_masking_config_id"
 
 
+_POOL = "ix_numbers_pool"
+_ACCOUNT = "ix_numbers_account"
+
+
 def upgrade() -> None:
+    op.drop_index(_POOL, table_name="numbers")
+    op.create_index(_ACCOUNT, "numbers", ["account_id", "id"])
     for name, columns, where in _INDEXES:
         _create(name, columns, where)
     op.drop_index(_LINKED, table_name="numbers")
@@ -41,6 +47,8 @@ def downgrade() -> None:
     op.create_index(_LINKED, "numbers", ["masking_config_id"])
     for name, _, _ in _INDEXES:
         op.drop_index(name, table_name="numbers")
+    op.drop_index(_ACCOUNT, table_name="numbers")
+    op.create_index(_POOL, "numbers", ["account_id", "subaccount_id", "country"])
 
 
 def _create(name: str, columns: list[str], where: str) -> None:
