@@ -65,6 +65,7 @@ from sqlalchemy.engine import CursorResult, Dialect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.plans import driver_form
 from tests.servers import database
 from veil.clock import FakeClock
 from veil.domain.accounts import Account
@@ -200,15 +201,10 @@ async def explain(db: Database, calls: list[Call]) -> None:
             if not isinstance(statement, Select | CompoundSelect) or statement in seen:
                 continue
             seen.add(statement)
-            compiled = statement.compile(dialect=conn.dialect)
-            values = compiled.construct_params(params if isinstance(params, dict) else None)
-            processors: dict[str, Any] = dict(compiled._bind_processors)
-            positional = tuple(
-                processors[n](values[n]) if n in processors else values[n]
-                for n in compiled.positiontup or ()
-            )
+            bound = params if isinstance(params, dict) else None
+            sql, positional = driver_form(statement, conn.dialect, bound)
             prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN (ANALYZE, BUFFERS) "
-            result = raw.exec_driver_sql(prefix + compiled.string, positional)
+            result = raw.exec_driver_sql(prefix + sql, positional)
             rows = (await result if asyncio.iscoroutine(result) else result).all()
             print(f"\n{label(statement)} ({fetched} rows)")
             for row in rows:

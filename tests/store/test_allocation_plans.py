@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from tests.plans import driver_form
 from tests.servers import BACKENDS, database
 from veil.clock import FakeClock
 from veil.domain.allocator import CANDIDATES, party_key
@@ -58,19 +59,13 @@ def _literal(value: Any) -> str:
 async def _plan(db: Database, query: FreeNumberQuery) -> str:
     statement, params = free_numbers_statement(query, limit=CANDIDATES, pair="p|q")
     async with db.read() as conn:
-        compiled = statement.compile(dialect=conn.dialect)
-        values = compiled.construct_params(params)
-        processors: dict[str, Any] = dict(compiled._bind_processors)
-        positional = [
-            processors[n](values[n]) if n in processors else values[n]
-            for n in compiled.positiontup or ()
-        ]
-        raw: Any = getattr(conn, "_conn", conn)
+        sql, positional = driver_form(statement, conn.dialect, params)
+        raw: Any = getattr(conn, "_conn", conn)  # SQLite's inline Connection, or asyncpg's
         if db.is_sqlite:
-            rows = raw.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled.string, tuple(positional))
+            rows = raw.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, positional)
             return "\n".join(str(row[-1]) for row in rows)
         await conn.execute(text("SET plan_cache_mode = force_generic_plan"))
-        await raw.exec_driver_sql("PREPARE candidates AS " + compiled.string)
+        await raw.exec_driver_sql("PREPARE candidates AS " + sql)
         args = ", ".join(_literal(v) for v in positional)
         rows = await raw.exec_driver_sql(f"EXPLAIN (ANALYZE) EXECUTE candidates({args})")
         await raw.exec_driver_sql("DEALLOCATE candidates")
