@@ -91,7 +91,7 @@ async def insert_claiming(
     when a key is live for another session or the number left the session pool: the
     caller must roll back. On PostgreSQL both are one statement (one round trip)."""
     number_id = values["number_id"]
-    if conn.dialect.name != "postgresql":
+    if conn.dialect.name != "postgresql" or not keys:
         session = await insert_session(conn, values)
         taken = await claims.claim(
             conn,
