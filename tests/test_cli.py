@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import plivo
@@ -17,6 +19,7 @@ from tests.servers import POSTGRES_ADMIN_URL, _admin_sql
 from tests.utils import party_number, pool_number
 from veil.clock import SystemClock
 from veil.config import Settings
+from veil.domain.accounts import Account
 from veil.domain.session_params import Profile, parse_create
 from veil.service import infobip as infobip_service
 from veil.service import sessions as session_service
@@ -107,6 +110,19 @@ def test_accounts_and_numbers_on_the_embedded_default(tmp_path: Path) -> None:
     assert {n["number"] for n in listed} == {second, scoped}
 
 
+@contextlib.asynccontextmanager
+async def _acting_as(tmp_path: Path, auth_id: str) -> AsyncIterator[tuple[ServiceContext, Account]]:
+    """The service layer on the CLI's database, as the account ``auth_id``."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'veil.db'}")
+    try:
+        async with db.read() as conn:
+            principal = await account_repo.get_by_auth_id(conn, auth_id)
+        assert principal is not None
+        yield ServiceContext(db=db, clock=SystemClock()), principal
+    finally:
+        await db.dispose()
+
+
 def test_numbers_list_shows_keys_and_owners(tmp_path: Path) -> None:
     account = json.loads(veil("accounts", "create", "--name", "A", "--json", cwd=tmp_path).stdout)
     pooled, owned = pool_number(), pool_number()
@@ -114,19 +130,12 @@ def test_numbers_list_shows_keys_and_owners(tmp_path: Path) -> None:
     assert added.returncode == 0, added.stderr
 
     async def give_to_a_configuration() -> str:
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'veil.db'}")
-        ctx = ServiceContext(db=db, clock=SystemClock())
-        try:
-            async with db.read() as conn:
-                principal = await account_repo.get_by_auth_id(conn, account["auth_id"])
-            assert principal is not None
+        async with _acting_as(tmp_path, account["auth_id"]) as (ctx, principal):
             config = await infobip_service.create_config(
                 ctx, principal, {"name": "Rides", "callbackUrl": "http://127.0.0.1:9/cb"}
             )
             await infobip_service.link_numbers(ctx, principal, config.key, {"numbers": [owned]})
             return config.key
-        finally:
-            await db.dispose()
 
     key = asyncio.run(give_to_a_configuration())
     listed = json.loads(veil("numbers", "list", "--json", cwd=tmp_path).stdout)
@@ -205,20 +214,13 @@ def test_numbers_report_prints_each_pool(tmp_path: Path) -> None:
     assert added.returncode == 0, added.stderr
 
     async def an_agent_in_two_sessions() -> None:
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'veil.db'}")
-        ctx = ServiceContext(db=db, clock=SystemClock())
-        try:
-            async with db.read() as conn:
-                principal = await account_repo.get_by_auth_id(conn, account["auth_id"])
-            assert principal is not None
+        async with _acting_as(tmp_path, account["auth_id"]) as (ctx, principal):
             agent = party_number()
             for _ in range(2):
                 body = {"first_party": agent, "second_party": party_number()}
                 await session_service.create_session(
                     ctx, principal, parse_create(body, Profile.CURRENT)
                 )
-        finally:
-            await db.dispose()
 
     asyncio.run(an_agent_in_two_sessions())
     made = veil(
