@@ -5,7 +5,9 @@ behind which the two databases are driven differently:
 
 - **PostgreSQL** through SQLAlchemy's asyncio engine and asyncpg. Writers run
   concurrently; what must not interleave (allocations that share a party) takes a
-  transaction-scoped advisory lock, see ``lock_keys``.
+  transaction-scoped advisory lock, see ``lock_keys``. Veil sends BEGIN itself, in the
+  same round trip as the transaction's first statement when that is ``lock_keys``, and
+  the hottest statements (``Hot``) go to asyncpg directly: see ``_PostgresConn``.
 - **SQLite** (the embedded default) through SQLAlchemy's synchronous engine, *inline on
   the event loop*. A statement on a local WAL-mode file takes microseconds; handing it
   to a thread, as aiosqlite does (and SQLAlchemy's async adapter on top, with greenlets
@@ -22,21 +24,95 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hashlib
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import TextClause, create_engine, event, make_url, text
+import asyncpg
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Connection, CursorResult, Dialect, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.sql import Executable
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
 
 SQLITE_LOCK_WAIT = 10.0  # seconds a writer waits for another process's write lock
 
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+
+
+class Hot:
+    """A statement that runs on every session create, compiled once per dialect
+    (``driver_form``) so that PostgreSQL can run it through asyncpg directly.
+
+    SQLAlchemy's work per execution (the statement's cache key, its parameters and
+    result rows wrapped and converted) measured as two thirds of an allocation's client
+    CPU on PostgreSQL, more than the round trips themselves. The statement must bind
+    only plain parameters (no expanding IN, no literal_execute)."""
+
+    __slots__ = ("_forms", "statement")
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._forms: dict[str, DriverForm] = {}
+
+    def driver_form(self, dialect: Dialect) -> DriverForm:
+        form = self._forms.get(dialect.name)
+        if form is None:
+            form = self._forms[dialect.name] = DriverForm.of(self.statement, dialect)
+        return form
+
+
+class DriverForm:
+    """A statement as the driver receives it: its SQL string, and how to turn named
+    parameters into the driver's positional ones and the driver's rows back into
+    Python values, as SQLAlchemy would (type processors included)."""
+
+    __slots__ = ("_binds", "_defaults", "_names", "_results", "sql")
+
+    def __init__(self, compiled: SQLCompiler) -> None:
+        if compiled.literal_execute_params or compiled.post_compile_params:
+            raise ValueError("a driver-form statement binds plain parameters only")
+        dialect = compiled.dialect
+        self.sql = compiled.string
+        self._names = tuple(compiled.positiontup or ())
+        binds: dict[str, Any] = dict(compiled._bind_processors)
+        self._binds = tuple(binds.get(name) for name in self._names)
+        # Values the statement carries itself (``literal(0)``): what construct_params
+        # would fill in, looked up once instead of at every execution.
+        self._defaults = {
+            name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
+        }
+        self._results = {
+            column.keyname: column.type._cached_result_processor(dialect, None)
+            for column in compiled._result_columns
+        }
+
+    @classmethod
+    def of(cls, statement: Executable, dialect: Dialect) -> DriverForm:
+        return cls(cast(SQLCompiler, cast(ClauseElement, statement).compile(dialect=dialect)))
+
+    def positional(self, params: Mapping[str, Any] | None) -> tuple[Any, ...]:
+        """The parameters in the driver's order and types (bound defaults included)."""
+        given = params or {}
+        defaults = self._defaults
+        try:
+            values = [given[name] if name in given else defaults[name] for name in self._names]
+        except KeyError as missing:
+            raise ValueError(f"no value for the bound parameter {missing}") from None
+        return tuple(
+            value if bind is None else bind(value)
+            for value, bind in zip(values, self._binds, strict=True)
+        )
+
+    def row(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """A driver row (asyncpg's Record) with its values converted as SQLAlchemy would."""
+        results = self._results
+        return {
+            name: value if (process := results.get(name)) is None else process(value)
+            for name, value in record.items()
+        }
 
 
 class Conn(Protocol):
@@ -48,6 +124,17 @@ class Conn(Protocol):
     async def execute(
         self, statement: Executable, parameters: Params = None
     ) -> CursorResult[Any]: ...
+
+    async def fetch(
+        self, statement: Hot, parameters: Mapping[str, Any]
+    ) -> Sequence[Mapping[str, Any]]:
+        """The rows of a ``Hot`` statement, as mappings by column name."""
+        ...
+
+    async def run(self, sql: str) -> None:
+        """SQL without parameters or rows, of one or more statements separated by ``;``
+        on PostgreSQL (one round trip), one statement on SQLite."""
+        ...
 
 
 class _InlineConn:
@@ -64,6 +151,83 @@ class _InlineConn:
 
     async def execute(self, statement: Executable, parameters: Params = None) -> CursorResult[Any]:
         return self._conn.execute(statement, parameters)
+
+    async def fetch(
+        self, statement: Hot, parameters: Mapping[str, Any]
+    ) -> Sequence[Mapping[str, Any]]:
+        rows = self._conn.execute(statement.statement, parameters).mappings().all()
+        return cast(Sequence[Mapping[str, Any]], rows)
+
+    async def run(self, sql: str) -> None:
+        _control(self._conn)(sql)
+
+
+# Veil's statements rely on each one seeing what committed before it (a statement after
+# ``lock_keys`` sees what the lock's previous holder wrote): said here, not left to the
+# server's default_transaction_isolation.
+_BEGIN = "BEGIN ISOLATION LEVEL READ COMMITTED"
+
+
+class _PostgresConn:
+    """A pooled connection (SQLAlchemy's, in autocommit mode) behind the ``Conn``
+    interface, with the transaction Veil runs on it, if any.
+
+    In a transaction, BEGIN goes out with the first statement: as a prefix of ``run``'s
+    SQL (a simple-protocol query may hold several statements; that is how ``lock_keys``
+    costs no round trip of its own) or alone before any other. SQLAlchemy's asyncpg
+    dialect sends BEGIN as a round trip of its own, a fifth of an allocation's. A write
+    that executes nothing sends neither BEGIN nor COMMIT.
+
+    ``fetch`` sends a ``Hot`` statement to asyncpg itself (prepared, from asyncpg's
+    statement cache); errors there are asyncpg's, not translated by SQLAlchemy."""
+
+    __slots__ = ("_conn", "_driver", "_transaction", "begun")
+
+    def __init__(self, conn: AsyncConnection, driver: Any, *, transaction: bool) -> None:
+        self._conn = conn
+        self._driver = driver
+        self._transaction = transaction
+        self.begun = False  # BEGIN sent (not necessarily answered: ROLLBACK is safe)
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._conn.dialect
+
+    async def execute(self, statement: Executable, parameters: Params = None) -> CursorResult[Any]:
+        if self._transaction and not self.begun:
+            await self.run(_BEGIN)
+        return await self._conn.execute(statement, parameters)
+
+    async def fetch(
+        self, statement: Hot, parameters: Mapping[str, Any]
+    ) -> Sequence[Mapping[str, Any]]:
+        if self._transaction and not self.begun:
+            await self.run(_BEGIN)
+        form = statement.driver_form(self.dialect)
+        records = await self._driver.fetch(form.sql, *form.positional(parameters))
+        return [form.row(record) for record in records]
+
+    async def run(self, sql: str) -> None:
+        if self._transaction and not self.begun:
+            self.begun = True
+            if sql != _BEGIN:
+                sql = f"{_BEGIN}; {sql}"
+        await self._driver.execute(sql)
+
+    async def end(self, sql: str) -> None:
+        """COMMIT or ROLLBACK, if the transaction began. When that fails (the connection
+        broke, or a cancelled statement left it busy), the connection is discarded rather
+        than returned to the pool in an unknown state."""
+        if not self.begun:
+            return
+        self.begun = False
+        try:
+            await self._driver.execute(sql)
+        except asyncpg.PostgresError:
+            raise  # the server answered, and ended the transaction: the connection is sound
+        except BaseException:
+            await self._conn.invalidate()
+            raise
 
 
 class Database:
@@ -98,8 +262,14 @@ class Database:
         paid once per turn instead of once per writer.
         """
         if self._async is not None:
-            async with self._async.begin() as conn:
-                yield conn
+            async with self._postgres(transaction=True) as conn:
+                try:
+                    yield conn
+                except BaseException:
+                    with contextlib.suppress(Exception):  # the caller's error matters
+                        await conn.end("ROLLBACK")
+                    raise
+                await conn.end("COMMIT")
             return
         async with self._write_lock:
             batch = await self._join_batch()
@@ -147,8 +317,7 @@ class Database:
         """A connection for reads outside any transaction (each statement sees the
         latest committed data)."""
         if self._async is not None:
-            async with self._async.connect() as conn:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
+            async with self._postgres(transaction=False) as conn:
                 yield conn
             return
         assert self._sqlite is not None
@@ -158,6 +327,16 @@ class Database:
         if self._reader is None:
             self._reader = self._sqlite.connect()
         yield _InlineConn(self._reader)
+
+    @contextlib.asynccontextmanager
+    async def _postgres(self, *, transaction: bool) -> AsyncIterator[_PostgresConn]:
+        """A pooled connection in autocommit mode: SQLAlchemy sends no BEGIN of its own
+        and, when the connection goes back to the pool, no ROLLBACK."""
+        assert self._async is not None
+        async with self._async.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            raw = await conn.get_raw_connection()
+            yield _PostgresConn(conn, raw.driver_connection, transaction=transaction)
 
     async def lock_keys(
         self, conn: Conn, keys: Iterable[str], *, generic_plans: bool = False
@@ -172,10 +351,13 @@ class Database:
         plan than to run, and whose one plan suits every parameter."""
         if self.is_sqlite:
             return
-        ids = sorted({_lock_id(key) for key in keys})
-        if ids or generic_plans:  # PostgreSQL evaluates the select list left to right
-            params: dict[str, Any] = {f"k{i}": k for i, k in enumerate(ids)}
-            await conn.execute(_advisory_locks(len(ids), generic_plans), params)
+        # Integers written into the SQL: a simple-protocol query, which can carry the
+        # transaction's BEGIN. PostgreSQL evaluates the select list left to right.
+        calls = [f"pg_advisory_xact_lock({i})" for i in sorted({_lock_id(k) for k in keys})]
+        if generic_plans:
+            calls.insert(0, "set_config('plan_cache_mode', 'force_generic_plan', true)")
+        if calls:
+            await conn.run(f"SELECT {', '.join(calls)}")
 
     async def dispose(self) -> None:
         if self._async is not None:
@@ -215,14 +397,6 @@ def _control(conn: Connection) -> Callable[[str], Any]:
     driver = conn.connection.driver_connection
     assert driver is not None
     return driver.execute  # type: ignore[no-any-return]
-
-
-@functools.cache
-def _advisory_locks(count: int, generic_plans: bool) -> TextClause:
-    calls = [f"pg_advisory_xact_lock(:k{i})" for i in range(count)]
-    if generic_plans:
-        calls.insert(0, "set_config('plan_cache_mode', 'force_generic_plan', true)")
-    return text(f"SELECT {', '.join(calls)}")
 
 
 def _lock_id(key: str) -> int:

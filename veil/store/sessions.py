@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,14 +31,14 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
-from sqlalchemy.sql.selectable import CompoundSelect, ScalarSelect, Select, TextualSelect
+from sqlalchemy.sql.selectable import ScalarSelect
 from sqlalchemy.sql.sqltypes import NullType
 
 from veil.domain.list_filters import Bound, SessionFilter
 from veil.domain.session import Session, Status
 from veil.domain.session_params import SETTINGS_FIELDS, SessionSettings
 from veil.store import claims
-from veil.store.db import Conn
+from veil.store.db import Conn, Hot
 from veil.store.paging import bound_clause, newest_first
 from veil.store.tables import number_claims, numbers, sessions
 
@@ -64,7 +64,10 @@ _BASE_FIELDS = (
 
 
 def session_from_row(row: Any) -> Session:
-    m = row._mapping
+    return session_from_mapping(row._mapping)
+
+
+def session_from_mapping(m: Mapping[str, Any]) -> Session:
     return Session(
         status=Status(m["status"]),
         settings=SessionSettings(**{name: m[name] for name in SETTINGS_FIELDS}),
@@ -107,8 +110,8 @@ async def insert_claiming(
     params = row | claims.claim_params(
         number_id=number_id, keys=keys, busy_until=busy_until, now=now
     )
-    found = (await conn.execute(statement, params)).one()
-    return session_from_row(found) if found.claimed == len(keys) else None
+    (found,) = await conn.fetch(statement, params)
+    return session_from_mapping(found) if found["claimed"] == len(keys) else None
 
 
 # Python-side column defaults, which a text INSERT must spell out.
@@ -118,7 +121,7 @@ _DEFAULTS = {
 
 
 @functools.cache
-def _insert_claiming(names: tuple[str, ...], count: int) -> TextualSelect:
+def _insert_claiming(names: tuple[str, ...], count: int) -> Hot:
     """PostgreSQL: the session INSERT and its claims in one statement (data-modifying CTEs;
     the claims' foreign key is checked at the end of the statement, after both)."""
     claiming = claims.claim_sql(count, session_id="(SELECT id FROM s)", postgresql=True)
@@ -129,7 +132,7 @@ def _insert_claiming(names: tuple[str, ...], count: int) -> TextualSelect:
         "SELECT s.*, (SELECT count(*) FROM c) AS claimed FROM s"
     )
     typed = [bindparam(n, type_=sessions.c[n].type) for n in names]
-    return (
+    return Hot(
         text(sql)
         .bindparams(*typed, *claims.CLAIM_TYPES)
         .columns(*sessions.c, column("claimed", Integer))
@@ -270,14 +273,21 @@ def _overlap_load() -> ScalarSelect[Any]:
 @functools.cache
 def _free_numbers_query(
     scoped: bool, by_country: bool, with_pair: bool, keys: int, limit: int
-) -> Select[Any] | CompoundSelect[Any]:
+) -> Hot:
     # One statement per shape, with the keys and the limit written in: an expanding IN
     # or a literal_execute limit is re-rendered at every execution (measured as a tenth
     # of an allocation on PostgreSQL).
-    busy = select(number_claims.c.number_id).where(
-        number_claims.c.key.in_([bindparam(f"key{i}") for i in range(keys)]),
-        number_claims.c.busy_until > bindparam("now"),
+    # A CTE: the sticky branch and the first-free branch read the one set (PostgreSQL
+    # materialises a CTE that two places read, instead of hashing it twice).
+    claimed = (
+        select(number_claims.c.number_id)
+        .where(
+            number_claims.c.key.in_([bindparam(f"key{i}") for i in range(keys)]),
+            number_claims.c.busy_until > bindparam("now"),
+        )
+        .cte("busy")
     )
+    busy = select(claimed.c.number_id)
     # The pool's numbers in id order from its own index (ix_numbers_*_order), read until
     # ``limit`` rows are found; the load is summed for those only. ``owned_by`` leads
     # the ORDER BY so that no other index can yield the order (see there).
@@ -302,7 +312,7 @@ def _free_numbers_query(
         .limit(literal_column(str(limit), Integer))
     )
     if not with_pair:
-        return first
+        return Hot(first)
     # And, in the same round trip, the number of the pair's latest session if it is free.
     latest = (
         select(sessions.c.number_id)
@@ -314,8 +324,11 @@ def _free_numbers_query(
         .limit(1)
         .scalar_subquery()
     )
-    sticky = select(*columns, literal(1).label("sticky")).where(*where, numbers.c.id == latest)
-    return union_all(sticky, select(first.subquery()))
+    # Its load is not summed: the sticky number comes first whatever its load.
+    sticky = select(
+        numbers.c.id, numbers.c.e164, literal(0).label("load"), literal(1).label("sticky")
+    ).where(*where, numbers.c.id == latest)
+    return Hot(union_all(sticky, select(first.subquery())))
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,13 +357,15 @@ async def free_numbers(
 ) -> list[FreeNumber]:
     """The first ``limit`` free numbers in id order and, given a ``pair`` (``pair_key``),
     the number of that pair's latest session when it is free too (``sticky``)."""
-    rows = await conn.execute(*free_numbers_statement(query, limit=limit, pair=pair))
-    return [FreeNumber(row.id, row.e164, int(row.load), bool(row.sticky)) for row in rows]
+    rows = await conn.fetch(*free_numbers_statement(query, limit=limit, pair=pair))
+    return [
+        FreeNumber(row["id"], row["e164"], int(row["load"]), bool(row["sticky"])) for row in rows
+    ]
 
 
 def free_numbers_statement(
     query: FreeNumberQuery, *, limit: int, pair: str = ""
-) -> tuple[Select[Any] | CompoundSelect[Any], dict[str, Any]]:
+) -> tuple[Hot, dict[str, Any]]:
     """What ``free_numbers`` executes, with its parameters."""
     statement = _free_numbers_query(
         query.subaccount_id is not None,
