@@ -214,20 +214,33 @@ class _PostgresConn:
                 sql = f"{_BEGIN}; {sql}"
         await self._driver.execute(sql)
 
+    @property
+    def driver(self) -> Any:
+        """The asyncpg connection (for tools: query logging, EXPLAIN)."""
+        return self._driver
+
     async def end(self, sql: str) -> None:
-        """COMMIT or ROLLBACK, if the transaction began. When that fails (the connection
-        broke, or a cancelled statement left it busy), the connection is discarded rather
-        than returned to the pool in an unknown state."""
+        """COMMIT or ROLLBACK, if the transaction began. When that fails other than by
+        the server's answer (the connection broke, or a cancelled statement left it
+        busy), the connection is discarded rather than returned to the pool in an
+        unknown state."""
         if not self.begun:
             return
         self.begun = False
         try:
             await self._driver.execute(sql)
-        except asyncpg.PostgresError:
-            raise  # the server answered, and ended the transaction: the connection is sound
-        except BaseException:
-            await self._conn.invalidate()
+        except BaseException as error:
+            if not _answered(error) or self._driver.is_closed():
+                await self._conn.invalidate()
             raise
+
+
+def _answered(error: BaseException) -> bool:
+    """An error the server reported, after which the connection is sound (a failed
+    COMMIT has ended the transaction)."""
+    return isinstance(error, asyncpg.PostgresError) and not isinstance(
+        error, asyncpg.PostgresConnectionError
+    )
 
 
 class Database:
@@ -336,7 +349,14 @@ class Database:
         async with self._async.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             raw = await conn.get_raw_connection()
-            yield _PostgresConn(conn, raw.driver_connection, transaction=transaction)
+            postgres = _PostgresConn(conn, raw.driver_connection, transaction=transaction)
+            try:
+                yield postgres
+            except BaseException:
+                # SQLAlchemy notices a broken connection only in its own statements.
+                if postgres.driver.is_closed():
+                    await conn.invalidate()
+                raise
 
     async def lock_keys(
         self, conn: Conn, keys: Iterable[str], *, generic_plans: bool = False
