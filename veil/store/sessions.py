@@ -277,17 +277,10 @@ def _free_numbers_query(
     # One statement per shape, with the keys and the limit written in: an expanding IN
     # or a literal_execute limit is re-rendered at every execution (measured as a tenth
     # of an allocation on PostgreSQL).
-    # A CTE: the sticky branch and the first-free branch read the one set (PostgreSQL
-    # materialises a CTE that two places read, instead of hashing it twice).
-    claimed = (
-        select(number_claims.c.number_id)
-        .where(
-            number_claims.c.key.in_([bindparam(f"key{i}") for i in range(keys)]),
-            number_claims.c.busy_until > bindparam("now"),
-        )
-        .cte("busy")
+    busy = select(number_claims.c.number_id).where(
+        number_claims.c.key.in_([bindparam(f"key{i}") for i in range(keys)]),
+        number_claims.c.busy_until > bindparam("now"),
     )
-    busy = select(claimed.c.number_id)
     # The pool's numbers in id order from its own index (ix_numbers_*_order), read until
     # ``limit`` rows are found; the load is summed for those only. ``owned_by`` leads
     # the ORDER BY so that no other index can yield the order (see there).
