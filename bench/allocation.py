@@ -39,8 +39,12 @@ runs ANALYZE there.
 ``--ahead K`` first gives another account K numbers (+1628...), so that the measured
 pool's numbers come after theirs in id order, as a small tenant's do behind a large one's.
 
+The event loop is uvloop, as in ``veil serve`` (uvicorn takes it when installed, and
+Veil depends on it); ``--loop asyncio`` runs on asyncio's own.
+
 Usage: python bench/allocation.py [--backends sqlite,postgresql] [--sessions 10000]
        [--numbers 1000] [--samples 2000] [--ahead 0] [--no-analyze] [--explain]
+       [--loop uvloop|asyncio]
 Counts are capped; nothing runs concurrently; the only process is this one.
 """
 
@@ -57,12 +61,13 @@ import sys
 import tempfile
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import uvloop
 from sqlalchemy import CompoundSelect, Executable, Select, TextClause, text
 from sqlalchemy.engine import CursorResult, Dialect
 
@@ -346,6 +351,14 @@ def scratch_database(backend: str) -> Iterator[str]:
         yield url
 
 
+def run(loop: str, main: Coroutine[Any, Any, Result]) -> Result:
+    """``main`` on the event loop ``veil serve`` runs (uvicorn picks uvloop when it is
+    installed, and it is a dependency), or on asyncio's own."""
+    if loop == "uvloop":
+        return uvloop.run(main)
+    return asyncio.run(main)
+
+
 def row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
@@ -359,6 +372,7 @@ def main() -> None:
     parser.add_argument("--ahead", type=int, default=0)
     parser.add_argument("--no-analyze", action="store_true")
     parser.add_argument("--explain", action="store_true")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     args = parser.parse_args()
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if not backends or not set(backends) <= {"sqlite", "postgresql"}:
@@ -374,7 +388,8 @@ def main() -> None:
         with scratch_database(backend) as url:
             if args.explain:
                 print(f"\n## {backend}: plans of one allocation's SELECTs")
-            results[backend] = asyncio.run(
+            results[backend] = run(
+                args.loop,
                 measure(
                     url,
                     total,
@@ -383,13 +398,13 @@ def main() -> None:
                     ahead=ahead,
                     stats=not args.no_analyze,
                     plans=args.explain,
-                )
+                ),
             )
 
     print(
         f"\n{total:,} live sessions, {pool:,} numbers ({ahead:,} of another account "
-        f"ahead of them), {AGENTS} agents; one request at a "
-        f"time; {os.cpu_count()} CPUs, load average {load_before:.1f} before and "
+        f"ahead of them), {AGENTS} agents; one request at a time, on {args.loop}; "
+        f"{os.cpu_count()} CPUs, load average {load_before:.1f} before and "
         f"{os.getloadavg()[0]:.1f} after. Milliseconds; CPU is this process's (Veil's "
         "Python and SQLite; not PostgreSQL's server).\n"
     )
