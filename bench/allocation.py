@@ -182,7 +182,8 @@ class Recording:
     async def run(self, sql: str) -> None:
         began = time.perf_counter_ns()
         await self.conn.run(sql)
-        self.calls.append((_script(_shape(sql)), None, time.perf_counter_ns() - began, 0))
+        nanos = time.perf_counter_ns() - began
+        self.calls.append((_script(_shape(sql)), None, nanos, 0))
 
 
 @functools.cache
