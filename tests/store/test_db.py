@@ -1,18 +1,22 @@
-"""The SQLite transaction discipline of veil.store.db: group commit with a savepoint per
-writer, and waiting for another process's write lock without blocking the event loop."""
+"""The SQLite side of veil.store.db: group commit with a savepoint per writer, waiting
+for another process's write lock without blocking the event loop, and ``Hot``
+statements run by sqlite3 directly."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import bindparam, literal, select, text
 
 from tests.servers import sqlite_database
-from veil.store.db import Database
+from veil.store.db import Database, Hot
+from veil.store.tables import UtcDateTime, accounts
 
 
 @pytest.fixture
@@ -122,3 +126,29 @@ def test_another_process_holding_the_lock_does_not_block_the_loop(url: str) -> N
     ticks, found = asyncio.run(scenario())
     holder.close()
     assert ticks == 200 and found == ["waiting"]
+
+
+def test_a_hot_statement_reads_what_sqlalchemy_reads(url: str) -> None:
+    # sqlite3 directly: SQLite's text datetimes become aware UTC datetimes, as through
+    # SQLAlchemy (bind and result processors of UtcDateTime and SQLite's DateTime).
+    statement = Hot(
+        select(accounts.c.name, accounts.c.created_time, literal(7).label("seven")).where(
+            accounts.c.created_time >= bindparam("since", type_=UtcDateTime)
+        )
+    )
+    since = {"since": datetime(2023, 12, 31, tzinfo=UTC)}
+
+    async def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        db = Database(url)
+        try:
+            await add_account(db, "hot")
+            async with db.read() as conn:
+                hot = [dict(row) for row in await conn.fetch(statement, since)]
+                plain = await conn.execute(statement.statement, since)
+                return hot, [dict(row) for row in plain.mappings()]
+        finally:
+            await db.dispose()
+
+    hot, plain = asyncio.run(scenario())
+    assert hot == plain
+    assert hot == [{"name": "hot", "created_time": datetime(2024, 1, 1, tzinfo=UTC), "seven": 7}]

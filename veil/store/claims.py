@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, delete, func, select, text, update
+from sqlalchemy import String, bindparam, column, delete, func, select, text, update
 
 from veil.domain.allocator import pin_key
-from veil.store.db import Conn
+from veil.store.db import Conn, Hot
 from veil.store.tables import UtcDateTime, number_claims
 
 
@@ -49,11 +49,11 @@ CLAIM_TYPES = (bindparam("busy_until", type_=UtcDateTime), bindparam("now", type
 
 
 @functools.cache
-def _claim_statement(count: int, postgresql: bool) -> TextClause:
+def _claim_statement(count: int, postgresql: bool) -> Hot:
     # Text (one per count and dialect): SQLAlchemy cannot cache a compiled multi-row
     # upsert, and compiling it measured as a fifth of a session create.
     sql = claim_sql(count, session_id=":session_id", postgresql=postgresql)
-    return text(sql).bindparams(*CLAIM_TYPES)
+    return Hot(text(sql).bindparams(*CLAIM_TYPES).columns(column("key", String)))
 
 
 async def claim(
@@ -76,8 +76,7 @@ async def claim(
     params = claim_params(number_id=number_id, keys=keys, busy_until=busy_until, now=now)
     params["session_id"] = session_id
     statement = _claim_statement(len(keys), conn.dialect.name == "postgresql")
-    taken = (await conn.execute(statement, params)).scalars().all()
-    return len(taken) == len(keys)
+    return len(await conn.fetch(statement, params)) == len(keys)
 
 
 async def set_busy_until(conn: Conn, session_id: int, busy_until: datetime) -> None:

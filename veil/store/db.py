@@ -44,7 +44,7 @@ Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
 class Hot:
     """A statement that runs on every session create, compiled once per dialect
-    (``driver_form``) so that PostgreSQL can run it through asyncpg directly.
+    (``driver_form``) and run by the driver directly (asyncpg; sqlite3).
 
     SQLAlchemy's work per execution (the statement's cache key, its parameters and
     result rows wrapped and converted) measured as two thirds of an allocation's client
@@ -106,12 +106,13 @@ class DriverForm:
             for value, bind in zip(values, self._binds, strict=True)
         )
 
-    def row(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """A driver row (asyncpg's Record) with its values converted as SQLAlchemy would."""
+    def row(self, items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+        """A driver row, as (column name, value) pairs, with its values converted as
+        SQLAlchemy would."""
         results = self._results
         return {
             name: value if (process := results.get(name)) is None else process(value)
-            for name, value in record.items()
+            for name, value in items
         }
 
 
@@ -155,8 +156,12 @@ class _InlineConn:
     async def fetch(
         self, statement: Hot, parameters: Mapping[str, Any]
     ) -> Sequence[Mapping[str, Any]]:
-        rows = self._conn.execute(statement.statement, parameters).mappings().all()
-        return cast(Sequence[Mapping[str, Any]], rows)
+        form = statement.driver_form(self.dialect)
+        driver = self._conn.connection.driver_connection
+        assert driver is not None
+        cursor = driver.execute(form.sql, form.positional(parameters))
+        names = [column[0] for column in cursor.description or ()]
+        return [form.row(zip(names, values, strict=True)) for values in cursor.fetchall()]
 
     async def run(self, sql: str) -> None:
         _control(self._conn)(sql)
@@ -205,7 +210,7 @@ class _PostgresConn:
             await self.run(_BEGIN)
         form = statement.driver_form(self.dialect)
         records = await self._driver.fetch(form.sql, *form.positional(parameters))
-        return [form.row(record) for record in records]
+        return [form.row(record.items()) for record in records]
 
     async def run(self, sql: str) -> None:
         if self._transaction and not self.begun:

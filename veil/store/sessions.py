@@ -18,7 +18,6 @@ from sqlalchemy import (
     cast,
     column,
     func,
-    insert,
     literal,
     literal_column,
     or_,
@@ -77,14 +76,8 @@ def session_from_mapping(m: Mapping[str, Any]) -> Session:
 
 # The hot statements are built once, with bound parameters: building a statement (and
 # its cache key) per request measured as a tenth of a session create.
-_INSERT = insert(sessions).returning(*sessions.c)
 _BY_UUID = select(sessions).where(sessions.c.uuid == bindparam("uuid"))
 _UPDATE = update(sessions).where(sessions.c.id == bindparam("session_id_")).returning(*sessions.c)
-
-
-async def insert_session(conn: Conn, values: dict[str, Any]) -> Session:
-    result = await conn.execute(_INSERT, values)
-    return session_from_row(result.one())
 
 
 async def insert_claiming(
@@ -94,8 +87,10 @@ async def insert_claiming(
     when a key is live for another session or the number left the session pool: the
     caller must roll back. On PostgreSQL both are one statement (one round trip)."""
     number_id = values["number_id"]
+    row = _DEFAULTS | values
     if conn.dialect.name != "postgresql" or not keys:
-        session = await insert_session(conn, values)
+        (inserted,) = await conn.fetch(_insert_session(tuple(row)), row)
+        session = session_from_mapping(inserted)
         taken = await claims.claim(
             conn,
             number_id=number_id,
@@ -105,7 +100,6 @@ async def insert_claiming(
             now=now,
         )
         return session if taken else None
-    row = _DEFAULTS | values
     statement = _insert_claiming(tuple(row), len(keys))
     params = row | claims.claim_params(
         number_id=number_id, keys=keys, busy_until=busy_until, now=now
@@ -120,18 +114,31 @@ _DEFAULTS = {
 }
 
 
+def _values(names: tuple[str, ...]) -> tuple[str, list[BindParameter[Any]]]:
+    """``(names) VALUES (:names)`` of a session INSERT, and its typed parameters."""
+    sql = f"({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"
+    return sql, [bindparam(n, type_=sessions.c[n].type) for n in names]
+
+
+@functools.cache
+def _insert_session(names: tuple[str, ...]) -> Hot:
+    sql, typed = _values(names)
+    return Hot(
+        text(f"INSERT INTO sessions {sql} RETURNING *").bindparams(*typed).columns(*sessions.c)
+    )
+
+
 @functools.cache
 def _insert_claiming(names: tuple[str, ...], count: int) -> Hot:
     """PostgreSQL: the session INSERT and its claims in one statement (data-modifying CTEs;
     the claims' foreign key is checked at the end of the statement, after both)."""
     claiming = claims.claim_sql(count, session_id="(SELECT id FROM s)", postgresql=True)
+    values, typed = _values(names)
     sql = (
-        f"WITH s AS (INSERT INTO sessions ({', '.join(names)}) "
-        f"VALUES ({', '.join(':' + n for n in names)}) RETURNING *), "
+        f"WITH s AS (INSERT INTO sessions {values} RETURNING *), "
         f"c AS ({claiming}) "
         "SELECT s.*, (SELECT count(*) FROM c) AS claimed FROM s"
     )
-    typed = [bindparam(n, type_=sessions.c[n].type) for n in names]
     return Hot(
         text(sql)
         .bindparams(*typed, *claims.CLAIM_TYPES)
