@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import bindparam, column, insert, literal, select, text
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
@@ -149,7 +148,9 @@ def test_a_connection_that_broke_in_a_transaction_is_not_reused(url: str) -> Non
                     pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar()
                     await scalar(db, f"SELECT pg_terminate_backend({pid})")
                     await db.lock_keys(conn, ["after"])
-            assert isinstance(broken.value, asyncpg.InterfaceError | asyncpg.PostgresError)
+            # The driver's error: which one depends on when asyncpg reads the server's
+            # goodbye (ConnectionDoesNotExistError, InternalClientError, ...).
+            assert type(broken.value).__module__.startswith("asyncpg.")
             async with db.write() as conn:
                 await add_account(conn, "next")
             return await account_names(db)
