@@ -18,8 +18,8 @@ another agent. Then, one at a time (no concurrency), ``--samples`` rounds of:
    transaction that is then rolled back (the statements of a create without its COMMIT),
    each statement timed with its rows fetched (a ``Conn`` that passes them on and
    buffers their rows, which the total includes);
-4. "create_session": the whole use case for the same request (allocation, INSERT,
-   claims, COMMIT), the figure the 2 ms target is about;
+4. "create_session": the whole use case for the same request (the allocation of step 3
+   and its COMMIT: what a client waits for, less HTTP);
 5. "round trips alone": a write transaction, rolled back, of as many ``SELECT 1`` as the
    allocation of step 3 ran statements, sent straight to the driver (``Conn.run``; the
    first carries the BEGIN, as the allocation's first does) and timed the same way: what
