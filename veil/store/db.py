@@ -6,8 +6,9 @@ behind which the two databases are driven differently:
 - **PostgreSQL** through SQLAlchemy's asyncio engine and asyncpg. Writers run
   concurrently; what must not interleave (allocations that share a party) takes a
   transaction-scoped advisory lock, see ``lock_keys``. Veil sends BEGIN itself, in the
-  same round trip as the transaction's first statement when that is ``lock_keys``, and
-  the hottest statements (``Hot``) go to asyncpg directly: see ``_PostgresConn``.
+  same round trip as the transaction's first statement when that is ``lock_keys``: see
+  ``_PostgresConn``. On both databases the hottest statements (``Hot``) go to the
+  driver directly.
 - **SQLite** (the embedded default) through SQLAlchemy's synchronous engine, *inline on
   the event loop*. A statement on a local WAL-mode file takes microseconds; handing it
   to a thread, as aiosqlite does (and SQLAlchemy's async adapter on top, with greenlets
@@ -179,9 +180,9 @@ class _PostgresConn:
 
     In a transaction, BEGIN goes out with the first statement: as a prefix of ``run``'s
     SQL (a simple-protocol query may hold several statements; that is how ``lock_keys``
-    costs no round trip of its own) or alone before any other. SQLAlchemy's asyncpg
-    dialect sends BEGIN as a round trip of its own, a fifth of an allocation's. A write
-    that executes nothing sends neither BEGIN nor COMMIT.
+    costs no round trip of its own) or alone before any other; SQLAlchemy's asyncpg
+    dialect sends BEGIN as a round trip of its own. A write that executes nothing sends
+    neither BEGIN nor COMMIT.
 
     ``fetch`` sends a ``Hot`` statement to asyncpg itself (prepared, from asyncpg's
     statement cache); errors there are asyncpg's, not translated by SQLAlchemy."""
