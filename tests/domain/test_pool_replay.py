@@ -7,12 +7,16 @@ ships, Veil's policy must never need more numbers than first-fit.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.pool_traces import TRACES, anti_first_fit, country_of, shipped
+from veil.domain.allocator import overlap_load
 from veil.domain.pool_replay import (
+    NumberClaims,
     Policy,
     PoolReplay,
     TraceSession,
@@ -140,3 +144,27 @@ def test_veil_never_needs_more_than_first_fit_on_the_shipped_traces(name: str) -
         assert busiest_party(share) <= veil <= first_fit
         if name == "anti-first-fit":
             assert veil < first_fit
+
+
+# Claims and the moments of later allocations, in seconds (fractions included: the
+# store compares exact timestamps and sums whole seconds).
+moments = st.floats(0, 10_000, allow_nan=False).map(lambda t: round(t, 3))
+
+
+@given(
+    st.lists(st.tuples(st.booleans(), moments, moments), max_size=60),
+)
+def test_number_claims_load_is_overlap_load(steps: list[tuple[bool, float, float]]) -> None:
+    # Interleaved claims and load questions, time only moving forward as in a replay.
+    claims, ends, now = NumberClaims(), list[float](), 0.0
+    for is_claim, a, b in steps:
+        if is_claim:
+            end = now + a
+            claims.add(end)
+            ends.append(end)
+            continue
+        now += a / 100
+        horizon = now + b
+        live = [math.floor(end) for end in ends if end > now]
+        expected = overlap_load(live, math.floor(now), math.floor(horizon))
+        assert claims.load(now, horizon) == expected
