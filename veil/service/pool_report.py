@@ -54,9 +54,8 @@ async def _reports(ctx: ServiceContext, scope: repo.Scope) -> list[tuple[str, Po
         # Pools without numbers left still show the traffic they carried.
         pools = sorted(set(sizes) | set(traffic), key=_order)
         names = await _names(conn, pools)
-    # The replays cost about 0.1-0.3 ms of CPU per session and pool size tried (more for
-    # pools whose numbers hold many sessions at once): run them off the event loop, which
-    # keeps serving calls and API requests meanwhile.
+    # The replays cost about 0.02-0.03 ms of CPU per session and pool size tried: run
+    # them off the event loop, which keeps serving calls and API requests meanwhile.
     figures = await asyncio.to_thread(_replay_all, [traffic.get(pool, []) for pool in pools])
     reports = []
     for pool, (busiest, needed) in zip(pools, figures, strict=True):
