@@ -177,7 +177,9 @@ def pool_needed(
     choice of a free number serves everything with 2N - 1 (a session's two parties hold
     at most 2N - 2 other numbers), so the search is bounded."""
     most = busiest_party(sessions)
+    ordered = sorted(sessions, key=lambda s: s.start)
     for size in range(most, 2 * most):
-        if None not in replay(sessions, size, policy, seed):
+        pool = PoolReplay(size, policy, seed)
+        if all(pool.offer(s) is not None for s in ordered):  # stops at the first refusal
             return size
     return max(2 * most - 1, 0)
