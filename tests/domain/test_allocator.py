@@ -115,6 +115,11 @@ def test_overlap_load(ends: list[int], load: int) -> None:
     assert overlap_load(ends, now=1000, horizon=1600) == load
 
 
+def test_overlap_load_counts_the_claims_that_end_last() -> None:
+    # Two of four claims count: those ending at 9000 (until the horizon) and 1500.
+    assert overlap_load([1100, 9000, 1200, 1500], now=1000, horizon=1600, most=2) == 1100
+
+
 # --- PINs -------------------------------------------------------------------------------------
 
 PIN_LENGTHS = range(GENERATE_PIN_LENGTH.low, GENERATE_PIN_LENGTH.high + 1)

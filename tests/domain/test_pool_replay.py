@@ -153,9 +153,13 @@ moments = st.floats(0, 10_000, allow_nan=False).map(lambda t: round(t, 3))
 
 @given(
     st.lists(st.tuples(st.booleans(), moments, moments), max_size=60),
+    st.integers(1, 8),
 )
-def test_number_claims_load_is_overlap_load(steps: list[tuple[bool, float, float]]) -> None:
-    # Interleaved claims and load questions, time only moving forward as in a replay.
+def test_number_claims_load_is_overlap_load(
+    steps: list[tuple[bool, float, float]], most: int
+) -> None:
+    # Interleaved claims and load questions, time only moving forward as in a replay;
+    # ``most`` small, so that the claims that end last are the ones counted.
     claims, ends, now = NumberClaims(), list[float](), 0.0
     for is_claim, a, b in steps:
         if is_claim:
@@ -166,5 +170,5 @@ def test_number_claims_load_is_overlap_load(steps: list[tuple[bool, float, float
         now += a / 100
         horizon = now + b
         live = [math.floor(end) for end in ends if end > now]
-        expected = overlap_load(live, math.floor(now), math.floor(horizon))
-        assert claims.load(now, horizon) == expected
+        expected = overlap_load(live, math.floor(now), math.floor(horizon), most=most)
+        assert claims.load(now, horizon, most=most) == expected

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from veil.domain.allocator import (
     CANDIDATES,
+    LOAD_CLAIMS,
     Candidate,
     pair_key,
     party_key,
@@ -62,18 +63,23 @@ class NumberClaims:
         self._ends.insert(at, end)
         self._floors.insert(at, math.floor(end))
 
-    def load(self, now: float, horizon: float) -> int:
+    def load(self, now: float, horizon: float, *, most: int = LOAD_CLAIMS) -> int:
         """``overlap_load`` of the claims live at ``now`` (``horizon >= now``), in whole
         seconds as the store sums it; the dead ones are dropped."""
         dead = bisect.bisect_right(self._ends, now)
         if dead:
             del self._ends[:dead], self._floors[:dead]
         whole_now, whole_horizon = math.floor(now), math.floor(horizon)
+        live = len(self._ends)
+        counted = max(0, live - most)  # the first counted claim: the ``most`` that end last
         # Claims ending before the horizon count until their end, the rest until the
         # horizon (an end < an integer exactly when its floor is).
-        before = bisect.bisect_left(self._ends, whole_horizon)
-        live = len(self._ends)
-        return sum(self._floors[:before]) + (live - before) * whole_horizon - live * whole_now
+        before = max(bisect.bisect_left(self._ends, whole_horizon), counted)
+        return (
+            sum(self._floors[counted:before])
+            + (live - before) * whole_horizon
+            - (live - counted) * whole_now
+        )
 
 
 class Policy(enum.StrEnum):

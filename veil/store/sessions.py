@@ -33,6 +33,7 @@ from sqlalchemy.sql.schema import ScalarElementColumnDefault
 from sqlalchemy.sql.selectable import ScalarSelect
 from sqlalchemy.sql.sqltypes import NullType
 
+from veil.domain.allocator import LOAD_CLAIMS
 from veil.domain.list_filters import Bound, SessionFilter
 from veil.domain.session import Session, Status
 from veil.domain.session_params import SETTINGS_FIELDS, SessionSettings
@@ -262,19 +263,24 @@ def _owned_by_postgresql(element: owned_by, compiler: Any, **kw: Any) -> str:
 
 def _overlap_load() -> ScalarSelect[Any]:
     """veil.domain.allocator.overlap_load of the outer query's number, summed in SQL so
-    that one row per candidate comes back however many claims it holds."""
-    end = case(
-        (number_claims.c.busy_until >= bindparam("horizon"), bindparam("horizon_s")),
-        else_=epoch_seconds(number_claims.c.busy_until),
-    )
-    return (
-        select(func.coalesce(func.sum(end - bindparam("now_s")), 0))
+    that one row per candidate comes back, over at most LOAD_CLAIMS of its claims (read
+    from ix_number_claims_number_busy, last ending first) however many it holds."""
+    held = (
+        select(number_claims.c.busy_until)
         .where(
             number_claims.c.number_id == numbers.c.id,
             number_claims.c.busy_until > bindparam("now"),
         )
-        .scalar_subquery()
+        .order_by(number_claims.c.busy_until.desc())
+        .limit(literal_column(str(LOAD_CLAIMS), Integer))
+        .correlate(numbers)
+        .subquery("held")
     )
+    end = case(
+        (held.c.busy_until >= bindparam("horizon"), bindparam("horizon_s")),
+        else_=epoch_seconds(held.c.busy_until),
+    )
+    return select(func.coalesce(func.sum(end - bindparam("now_s")), 0)).scalar_subquery()
 
 
 @functools.cache

@@ -1,0 +1,82 @@
+"""A candidate's load, as the store sums it, counts at most LOAD_CLAIMS of the number's
+claims: those that end last (veil.domain.allocator.overlap_load).
+
+Parties who never meet all get the same number, the most loaded one; without the bound
+an allocation read a claim for every session that number held."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests.servers import BACKENDS, database
+from veil.clock import FakeClock
+from veil.domain.allocator import CANDIDATES, LOAD_CLAIMS, claim_keys, overlap_load
+from veil.domain.session import holds_number_until
+from veil.domain.session_params import Profile, parse_create
+from veil.service import accounts, numbers, sessions
+from veil.service.context import ServiceContext
+from veil.store.db import Database
+from veil.store.sessions import FreeNumberQuery, free_numbers
+from veil.store.tables import number_claims
+
+SESSIONS = LOAD_CLAIMS // 2 + 20  # two claims each: more claims than the load counts
+HOLD = 3600  # seconds the new session would hold its number
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_load_counts_the_claims_that_end_last(backend: str, tmp_path: Path) -> None:
+    async def scenario(url: str) -> tuple[int, int, int]:
+        db = Database(url)
+        clock = FakeClock()
+        ctx = ServiceContext(db=db, clock=clock)
+        try:
+            account = await accounts.create_account(ctx, name="load")
+            await numbers.add_numbers(ctx, account, [f"+1415555{i:04d}" for i in range(4)])
+            for i in range(SESSIONS):
+                # Parties that never meet, with expiries on both sides of the horizon.
+                body = {
+                    "first_party": f"+1646{2000000 + i}",
+                    "second_party": f"+1647{3000000 + i}",
+                    "session_expiry": 600 + (i * 37) % 7200,
+                }
+                await sessions.create_session(ctx, account, parse_create(body, Profile.CURRENT))
+                clock.advance(1)
+            now = clock.now()
+            horizon = holds_number_until(now + timedelta(seconds=HOLD), 0)
+            async with db.write() as conn:
+                rows = await conn.execute(
+                    select(number_claims.c.number_id, number_claims.c.busy_until)
+                )
+                held = [(n, until) for n, until in rows]
+                found = await free_numbers(
+                    conn,
+                    FreeNumberQuery(
+                        account_id=account.id,
+                        subaccount_id=None,
+                        country=None,
+                        keys=claim_keys(["+16460000000", "+16470000000"], []),
+                        now=now,
+                        horizon=horizon,
+                    ),
+                    limit=CANDIDATES,
+                )
+        finally:
+            await db.dispose()
+        (number,) = {n for n, _ in held}  # every session on the same number
+        ends = [math.floor(until.timestamp()) for _, until in held]
+        whole_now, whole_horizon = math.floor(now.timestamp()), math.floor(horizon.timestamp())
+        loads = {n.id: n.load for n in found}
+        counted = overlap_load(ends, whole_now, whole_horizon)
+        everything = overlap_load(ends, whole_now, whole_horizon, most=len(ends))
+        return loads[number], counted, everything
+
+    with database(backend, tmp_path) as url:
+        load, counted, everything = asyncio.run(scenario(url))
+    assert load == counted
+    assert counted < everything  # the bound is what this exercised
