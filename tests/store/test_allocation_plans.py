@@ -21,10 +21,11 @@ from tests.plans import driver_form
 from tests.servers import BACKENDS, database
 from veil.clock import FakeClock
 from veil.domain.allocator import CANDIDATES, party_key
-from veil.service import accounts, numbers
+from veil.domain.session_params import Profile, parse_create
+from veil.service import accounts, numbers, sessions
 from veil.service.context import ServiceContext
 from veil.store.db import Database
-from veil.store.sessions import FreeNumberQuery, free_numbers_statement
+from veil.store.sessions import ALLOCATION_PLANNER, FreeNumberQuery, free_numbers_statement
 
 AHEAD = 5000  # numbers of the large pool, all with lower ids than the small pools'
 SMALL = 20
@@ -64,7 +65,8 @@ async def _plan(db: Database, query: FreeNumberQuery) -> str:
         if db.is_sqlite:
             rows = raw.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, positional)
             return "\n".join(str(row[-1]) for row in rows)
-        await conn.execute(text("SET plan_cache_mode = force_generic_plan"))
+        for name, value in ALLOCATION_PLANNER.items():  # as the allocation plans
+            await conn.execute(text(f"SET {name} = {value}"))
         await raw.exec_driver_sql("PREPARE candidates AS " + sql)
         args = ", ".join(_literal(v) for v in positional)
         rows = await raw.exec_driver_sql(f"EXPLAIN (ANALYZE) EXECUTE candidates({args})")
@@ -115,3 +117,55 @@ def test_a_small_pool_is_read_from_its_own_index(backend: str, tmp_path: Path) -
             )
             removed = [int(n) for n in re.findall(r"Rows Removed by Filter: (\d+)", plan)]
             assert max(removed, default=0) < SMALL, (shape, plan)
+
+
+HOT = 1500  # sessions of parties who never meet, all on the pool's first number
+
+
+@pytest.mark.parametrize("analyzed", [False, True])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_hot_numbers_load_is_read_from_its_index(
+    backend: str, analyzed: bool, tmp_path: Path
+) -> None:
+    # The load reads at most LOAD_CLAIMS claims, last ending first, from
+    # ix_number_claims_number_busy. PostgreSQL's generic plan fetched all of a hot
+    # number's claims and sorted them (no statistics), or walked every number's claims
+    # in time order (with them), until the allocation's planner settings.
+    async def main(url: str) -> str:
+        db = Database(url)
+        clock = FakeClock()
+        ctx = ServiceContext(db=db, clock=clock)
+        try:
+            account = await accounts.create_account(ctx, name="hot")
+            await numbers.add_numbers(ctx, account, [f"+1415{7000000 + i}" for i in range(50)])
+            for i in range(HOT):
+                body = {"first_party": f"+1646{2000000 + i}", "second_party": f"+1647{3000000 + i}"}
+                await sessions.create_session(ctx, account, parse_create(body, Profile.CURRENT))
+                clock.advance(1)
+            if analyzed and not db.is_sqlite:
+                async with db.read() as conn:
+                    await conn.execute(text("ANALYZE"))
+            now = clock.now()
+            query = FreeNumberQuery(
+                account_id=account.id,
+                subaccount_id=None,
+                country=None,
+                keys=[party_key("+16465550100"), party_key("+16465550101")],
+                now=now,
+                horizon=now + timedelta(hours=1),
+            )
+            return await _plan(db, query)
+        finally:
+            await db.dispose()
+
+    with database(backend, tmp_path) as url:
+        plan = asyncio.run(main(url))
+
+    busy = "ix_number_claims_number_busy"
+    if backend == "sqlite":
+        assert re.search(rf"SEARCH number_claims USING (COVERING )?INDEX {busy}", plan), plan
+        assert "TEMP B-TREE" not in plan, plan
+    else:
+        assert re.search(rf"Index (Only )?Scan Backward using {busy}", plan), plan
+        assert "Sort" not in plan, plan  # every order from an index
+        assert "ix_number_claims_busy_until" not in plan, plan  # not every number's claims

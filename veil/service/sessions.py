@@ -80,10 +80,9 @@ async def _allocate(
     keys = claim_keys(parties, [] if generate else claimed_pins(settings))
     # Sessions sharing a party compete for the same numbers: serialise them.
     main_id = owner.main_account_id
-    # The candidates statement takes longer to plan than to run, and its one plan suits
-    # every pool (veil.store.sessions).
+    # With the planner settings the allocation's statements need (veil.store.sessions).
     locks = [_lock_key(main_id, party_key(p)) for p in parties]
-    await ctx.db.lock_keys(conn, locks, generic_plans=True)
+    await ctx.db.lock_keys(conn, locks, planner=repo.ALLOCATION_PLANNER)
     now = ctx.clock.now()
     pool = repo.FreeNumberQuery(
         account_id=main_id,

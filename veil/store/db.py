@@ -373,23 +373,21 @@ class Database:
                 raise
 
     async def lock_keys(
-        self, conn: Conn, keys: Iterable[str], *, generic_plans: bool = False
+        self, conn: Conn, keys: Iterable[str], *, planner: Mapping[str, str] | None = None
     ) -> None:
         """Serialise transactions that touch the same keys (PostgreSQL advisory locks,
         released at commit). Sorted, so two transactions never wait on each other in a
         cycle. On SQLite, ``write`` is already serial and this does nothing.
 
-        ``generic_plans``: in the same round trip, have PostgreSQL plan the rest of the
-        transaction's statements once per connection (``plan_cache_mode``, local to the
-        transaction) instead of at every execution: for statements that take longer to
-        plan than to run, and whose one plan suits every parameter."""
+        ``planner``: settings for the planner (``set_config``, local to the transaction),
+        in the same round trip, for the statements that follow (see
+        ``veil.store.sessions.ALLOCATION_PLANNER``)."""
         if self.is_sqlite:
             return
         # Integers written into the SQL: a simple-protocol query, which can carry the
         # transaction's BEGIN. PostgreSQL evaluates the select list left to right.
-        calls = [f"pg_advisory_xact_lock({i})" for i in sorted({_lock_id(k) for k in keys})]
-        if generic_plans:
-            calls.insert(0, "set_config('plan_cache_mode', 'force_generic_plan', true)")
+        calls = [_set_config(name, value) for name, value in (planner or {}).items()]
+        calls += [f"pg_advisory_xact_lock({i})" for i in sorted({_lock_id(k) for k in keys})]
         if calls:
             await conn.run(f"SELECT {', '.join(calls)}")
 
@@ -431,6 +429,13 @@ def _control(conn: Connection) -> Callable[[str], Any]:
     driver = conn.connection.driver_connection
     assert driver is not None
     return driver.execute  # type: ignore[no-any-return]
+
+
+def _set_config(name: str, value: str) -> str:
+    # Names and values are Veil's own constants, never a request's.
+    if not (name.replace("_", "").isalnum() and value.replace("_", "").isalnum()):
+        raise ValueError(f"not a planner setting: {name}={value}")
+    return f"set_config('{name}', '{value}', true)"
 
 
 def _lock_id(key: str) -> int:

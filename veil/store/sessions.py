@@ -268,10 +268,10 @@ def _overlap_load() -> ScalarSelect[Any]:
     held = (
         select(number_claims.c.busy_until)
         .where(
-            number_claims.c.number_id == numbers.c.id,
+            owned_by(number_claims.c.number_id, numbers.c.id),
             number_claims.c.busy_until > bindparam("now"),
         )
-        .order_by(number_claims.c.busy_until.desc())
+        .order_by(number_claims.c.number_id.desc(), number_claims.c.busy_until.desc())
         .limit(literal_column(str(LOAD_CLAIMS), Integer))
         .correlate(numbers)
         .subquery("held")
@@ -335,6 +335,19 @@ def _free_numbers_query(
         numbers.c.id, numbers.c.e164, literal(0).label("load"), literal(1).label("sticky")
     ).where(*where, numbers.c.id == latest)
     return Hot(union_all(sticky, select(first.subquery())))
+
+
+# How PostgreSQL plans an allocation's statements (``Database.lock_keys``, local to its
+# transaction):
+# - once per connection (a generic plan): planning the candidates took longer than
+#   running them, and the owner range and the pools' indexes make one plan suit every
+#   pool;
+# - every order from an index: a generic plan is made without the parameters, and
+#   without statistics (a new database, before autovacuum's first ANALYZE) the planner
+#   read a number's load by fetching all its claims and sorting them, a row per session
+#   on a number that holds them all; with statistics it walked every number's claims in
+#   time order. The composite index yields the load's order directly.
+ALLOCATION_PLANNER = {"plan_cache_mode": "force_generic_plan", "enable_sort": "off"}
 
 
 @dataclass(frozen=True, slots=True)
