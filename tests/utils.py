@@ -13,10 +13,12 @@ import plivo
 import plivo.rest.client as plivo_rest
 from sqlalchemy import text
 
-from veil.clock import SystemClock
+from veil.clock import FakeClock, SystemClock
 from veil.domain.accounts import Account
+from veil.domain.session_params import Profile, parse_create
 from veil.service import accounts as account_service
 from veil.service import numbers as number_service
+from veil.service import sessions as session_service
 from veil.service.context import ServiceContext
 from veil.store.db import Database
 
@@ -127,3 +129,19 @@ def plivo_client(base_url: str, account: Account) -> plivo.RestClient:
     plivo_rest.API_VOICE_BASE_URI_FALLBACK_2 = base
     plivo_rest.PLIVO_API_BASE_URI = base
     return plivo.RestClient(account.auth_id, account.auth_token)
+
+
+async def sessions_that_never_meet(
+    ctx: ServiceContext, account: Account, count: int, *, expiry: int | None = None
+) -> None:
+    """``count`` sessions, each of two parties of its own: Veil's policy stacks them all
+    on one number (the most loaded). ``expiry``: each one's, varied with the index when
+    given (``expiry + (i * 37) % 7200`` seconds), Plivo's default otherwise. The clock
+    moves one second after each."""
+    assert isinstance(ctx.clock, FakeClock)
+    for i in range(count):
+        body: dict[str, object] = {"first_party": party_number(), "second_party": party_number()}
+        if expiry is not None:
+            body["session_expiry"] = expiry + (i * 37) % 7200
+        await session_service.create_session(ctx, account, parse_create(body, Profile.CURRENT))
+        ctx.clock.advance(1)

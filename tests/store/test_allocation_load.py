@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import select
 
 from tests.servers import BACKENDS, database
+from tests.utils import sessions_that_never_meet
 from veil.clock import FakeClock
 from veil.domain.allocator import CANDIDATES, LOAD_CLAIMS, claim_keys, overlap_load
 from veil.domain.session import holds_number_until
-from veil.domain.session_params import Profile, parse_create
-from veil.service import accounts, numbers, sessions
+from veil.service import accounts, numbers
 from veil.service.context import ServiceContext
 from veil.store.db import Database
 from veil.store.sessions import FreeNumberQuery, free_numbers
@@ -38,15 +38,8 @@ def test_the_load_counts_the_claims_that_end_last(backend: str, tmp_path: Path) 
         try:
             account = await accounts.create_account(ctx, name="load")
             await numbers.add_numbers(ctx, account, [f"+1415555{i:04d}" for i in range(4)])
-            for i in range(SESSIONS):
-                # Parties that never meet, with expiries on both sides of the horizon.
-                body = {
-                    "first_party": f"+1646{2000000 + i}",
-                    "second_party": f"+1647{3000000 + i}",
-                    "session_expiry": 600 + (i * 37) % 7200,
-                }
-                await sessions.create_session(ctx, account, parse_create(body, Profile.CURRENT))
-                clock.advance(1)
+            # Expiries on both sides of the horizon.
+            await sessions_that_never_meet(ctx, account, SESSIONS, expiry=600)
             now = clock.now()
             horizon = holds_number_until(now + timedelta(seconds=HOLD), 0)
             async with db.write() as conn:

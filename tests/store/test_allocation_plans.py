@@ -19,10 +19,10 @@ from sqlalchemy import text
 
 from tests.plans import driver_form
 from tests.servers import BACKENDS, database
+from tests.utils import sessions_that_never_meet
 from veil.clock import FakeClock
 from veil.domain.allocator import CANDIDATES, party_key
-from veil.domain.session_params import Profile, parse_create
-from veil.service import accounts, numbers, sessions
+from veil.service import accounts, numbers
 from veil.service.context import ServiceContext
 from veil.store.db import Database
 from veil.store.sessions import ALLOCATION_PLANNER, FreeNumberQuery, free_numbers_statement
@@ -138,10 +138,7 @@ def test_a_hot_numbers_load_is_read_from_its_index(
         try:
             account = await accounts.create_account(ctx, name="hot")
             await numbers.add_numbers(ctx, account, [f"+1415{7000000 + i}" for i in range(50)])
-            for i in range(HOT):
-                body = {"first_party": f"+1646{2000000 + i}", "second_party": f"+1647{3000000 + i}"}
-                await sessions.create_session(ctx, account, parse_create(body, Profile.CURRENT))
-                clock.advance(1)
+            await sessions_that_never_meet(ctx, account, HOT)
             if analyzed and not db.is_sqlite:
                 async with db.read() as conn:
                     await conn.execute(text("ANALYZE"))
