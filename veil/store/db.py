@@ -200,18 +200,21 @@ class _PostgresConn:
         return self._conn.dialect
 
     async def execute(self, statement: Executable, parameters: Params = None) -> CursorResult[Any]:
-        if self._transaction and not self.begun:
-            await self.run(_BEGIN)
+        await self._begin()
         return await self._conn.execute(statement, parameters)
 
     async def fetch(
         self, statement: Hot, parameters: Mapping[str, Any]
     ) -> Sequence[Mapping[str, Any]]:
-        if self._transaction and not self.begun:
-            await self.run(_BEGIN)
+        await self._begin()
         form = statement.driver_form(self.dialect)
         records = await self._driver.fetch(form.sql, *form.positional(parameters))
         return [form.row(record.items()) for record in records]
+
+    async def _begin(self) -> None:
+        """BEGIN alone, before a first statement that cannot carry it (extended protocol)."""
+        if self._transaction and not self.begun:
+            await self.run(_BEGIN)
 
     async def run(self, sql: str) -> None:
         if self._transaction and not self.begun:

@@ -234,7 +234,9 @@ def _epoch_seconds_postgresql(element: epoch_seconds, compiler: Any, **kw: Any) 
 
 
 class owned_by(FunctionElement[Any]):
-    """``column = value``, for the column that names a pool's owner.
+    """``column = value``, for a column that leads the ORDER BY of an index-ordered read:
+    a pool's owner (its numbers in id order), or a claim's number (its load, last ending
+    first).
 
     PostgreSQL gets it as the range ``column >= value AND column <= value``: with =, the
     planner drops the column from ``ORDER BY column, id`` as a constant, and then a plan
