@@ -68,12 +68,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import uvloop
-from sqlalchemy import CompoundSelect, Executable, Select, TextClause, text
+from sqlalchemy import Executable, TextClause, text
 from sqlalchemy.engine import CursorResult, Dialect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.plans import driver_form
+from tests import plans
 from tests.servers import database
 from veil.clock import FakeClock
 from veil.domain.accounts import Account
@@ -144,7 +144,7 @@ def request_for(pair: Pair) -> SessionRequest:
     return parse_create(body, Profile.CURRENT)
 
 
-Call = tuple[Executable, Params, int, int]  # statement, parameters, nanoseconds, rows
+Call = tuple[Executable | Hot, Params, int, int]  # statement, parameters, nanoseconds, rows
 
 
 @dataclass
@@ -174,9 +174,7 @@ class Recording:
     ) -> Sequence[Mapping[str, Any]]:
         began = time.perf_counter_ns()
         rows = await self.conn.fetch(statement, parameters)
-        self.calls.append(
-            (statement.statement, parameters, time.perf_counter_ns() - began, len(rows))
-        )
+        self.calls.append((statement, parameters, time.perf_counter_ns() - began, len(rows)))
         return rows
 
     async def run(self, sql: str) -> None:
@@ -200,12 +198,13 @@ class _Rollback(Exception):
     """Raised inside ``Database.write`` so the allocation is rolled back."""
 
 
-_labels: dict[Executable, str] = {}
+_labels: dict[Executable | Hot, str] = {}
 
 
-def label(statement: Executable) -> str:
+def label(statement: Executable | Hot) -> str:
     if statement not in _labels:
-        sql = " ".join(str(statement).split())
+        shown = statement.statement if isinstance(statement, Hot) else statement
+        sql = " ".join(str(shown).split())
         _labels[statement] = (sql[:72] + "...").replace("|", r"\|")
     return _labels[statement]
 
@@ -226,23 +225,13 @@ async def analyze(db: Database) -> None:
 
 
 async def explain(db: Database, calls: list[Call]) -> None:
-    """Print the plan of each SELECT of one allocation, with the parameters it had (bound
-    as the driver binds them: a statement with literals could plan differently)."""
-    seen = set()
-    async with db.read() as conn:
-        raw: Any = getattr(conn, "_conn", conn)  # SQLite's inline Connection, or asyncpg's
-        for statement, params, _, fetched in calls:
-            if not isinstance(statement, Select | CompoundSelect) or statement in seen:
-                continue
-            seen.add(statement)
-            bound = params if isinstance(params, dict) else None
-            sql, positional = driver_form(statement, conn.dialect, bound)
-            prefix = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN (ANALYZE, BUFFERS) "
-            result = raw.exec_driver_sql(prefix + sql, positional)
-            rows = (await result if asyncio.iscoroutine(result) else result).all()
+    """Print the plan of each statement of one allocation that reads numbers, with the
+    parameters it had, as ``tests.plans.explain`` makes it."""
+    for statement, params, _, fetched in calls:
+        if isinstance(statement, Hot) and isinstance(params, Mapping):
             print(f"\n{label(statement)} ({fetched} rows)")
-            for row in rows:
-                print("    " + str(row[-1] if db.is_sqlite else row[0]))
+            for line in (await plans.explain(db, statement, params)).splitlines():
+                print("    " + line)
 
 
 @dataclass

@@ -84,77 +84,87 @@ async def _allocate(
     locks = [_lock_key(main_id, party_key(p)) for p in parties]
     await ctx.db.lock_keys(conn, locks, planner=repo.ALLOCATION_PLANNER)
     now = ctx.clock.now()
+    expiry = now + timedelta(seconds=request.session_expiry)
+    # Until when this session would hold the number: what a candidate's load counts.
+    busy_until = holds_number_until(expiry, settings.virtual_number_cooloff_period)
     pool = repo.FreeNumberQuery(
         account_id=main_id,
         subaccount_id=owner.id if owner.is_subaccount else None,
         country=request.anchor.country if settings.geomatch else None,
         keys=keys,
         now=now,
-        # Until when this session would hold the number: what a candidate's load counts.
-        horizon=holds_number_until(
-            now + timedelta(seconds=request.session_expiry),
-            settings.virtual_number_cooloff_period,
-        ),
+        horizon=busy_until,
     )
     pair = pair_key(*parties) if len(parties) == 2 else ""
+    if not generate:
+        # The common case: the store ranks the candidates (rank_numbers' order) in the
+        # statement that inserts the session and its claims.
+        placed = await repo.insert_on_best_number(
+            conn,
+            pool,
+            _session_values(request, owner, settings, now, expiry),
+            limit=CANDIDATES,
+            pair=pair,
+            busy_until=busy_until,
+        )
+        if placed is None:
+            raise InvalidRequest(messages.POOL_EXHAUSTED)
+        if not placed.claimed:
+            raise _ClaimLost
+        return placed.session
+
+    # Veil generates the PINs: among the PINs free on the number, so the candidates are
+    # ranked here and tried in turn.
     found = await repo.free_numbers(conn, pool, limit=CANDIDATES, pair=pair)
     candidates = {n.id: n for n in found}
     sticky = next((n.id for n in found if n.sticky), None)
-    ranked = rank_numbers([Candidate(n.id, n.load) for n in candidates.values()], sticky)
-
-    for number_id in ranked:
-        chosen = settings
-        if generate:
-            length = settings.generate_pin_length
-            used = await claims.live_pins(conn, number_id=number_id, length=length, now=now)
-            pins = pick_pin_pair(length, used)
-            if pins is None:
-                continue  # every PIN of that length is taken on this number
-            chosen = replace(settings, first_party_pin=pins[0], second_party_pin=pins[1])
-        e164 = candidates[number_id].e164
-        session = await _insert(conn, request, owner, chosen, number_id, e164, now)
+    for number_id in rank_numbers([Candidate(n.id, n.load) for n in candidates.values()], sticky):
+        length = settings.generate_pin_length
+        used = await claims.live_pins(conn, number_id=number_id, length=length, now=now)
+        pins = pick_pin_pair(length, used)
+        if pins is None:
+            continue  # every PIN of that length is taken on this number
+        chosen = replace(settings, first_party_pin=pins[0], second_party_pin=pins[1])
+        values = _session_values(request, owner, chosen, now, expiry)
+        values |= {"number_id": number_id, "virtual_number": candidates[number_id].e164}
+        session = await repo.insert_claiming(
+            conn,
+            values,
+            keys=claim_keys(parties, claimed_pins(chosen)),
+            busy_until=busy_until,
+            now=now,
+        )
         if session is None:
             raise _ClaimLost
         return session
     raise InvalidRequest(messages.POOL_EXHAUSTED)
 
 
-async def _insert(
-    conn: Conn,
+def _session_values(
     request: SessionRequest,
     owner: Account,
     settings: SessionSettings,
-    number_id: int,
-    virtual_number: str,
     now: datetime,
-) -> Session | None:
-    """Store the session with its claims on the number; None if another took one first."""
-    expiry = now + timedelta(seconds=request.session_expiry)
+    expiry: datetime,
+) -> dict[str, object]:
+    """The columns of a new session, but its number."""
     first = request.first_party.value if request.first_party else ""
     second = request.second_party.value if request.second_party else ""
-    return await repo.insert_claiming(
-        conn,
-        {
-            "uuid": new_uuid(),
-            "account_id": owner.id,
-            "main_account_id": owner.main_account_id,
-            "subaccount": owner.auth_id if owner.is_subaccount else "",
-            "number_id": number_id,
-            "virtual_number": virtual_number,
-            "first_party": first,
-            "second_party": second,
-            "pair_key": pair_key(first, second),
-            "status": Status.ACTIVE.value,
-            "created_time": now,
-            "modified_time": now,
-            "expiry_time": expiry,
-            "duration": session_duration(now, expiry),
-            **_settings_values(settings),
-        },
-        keys=claim_keys(request.parties, claimed_pins(settings)),
-        busy_until=holds_number_until(expiry, settings.virtual_number_cooloff_period),
-        now=now,
-    )
+    return {
+        "uuid": new_uuid(),
+        "account_id": owner.id,
+        "main_account_id": owner.main_account_id,
+        "subaccount": owner.auth_id if owner.is_subaccount else "",
+        "first_party": first,
+        "second_party": second,
+        "pair_key": pair_key(first, second),
+        "status": Status.ACTIVE.value,
+        "created_time": now,
+        "modified_time": now,
+        "expiry_time": expiry,
+        "duration": session_duration(now, expiry),
+        **_settings_values(settings),
+    }
 
 
 def _settings_values(settings: SessionSettings) -> dict[str, object]:

@@ -12,12 +12,14 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Integer,
+    String,
     and_,
     bindparam,
     case,
     cast,
     column,
     func,
+    insert,
     literal,
     literal_column,
     or_,
@@ -26,11 +28,12 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
-from sqlalchemy.sql.selectable import ScalarSelect
+from sqlalchemy.sql.selectable import CTE, CompoundSelect, ScalarSelect, Select
 from sqlalchemy.sql.sqltypes import NullType
 
 from veil.domain.allocator import LOAD_CLAIMS
@@ -40,7 +43,7 @@ from veil.domain.session_params import SETTINGS_FIELDS, SessionSettings
 from veil.store import claims
 from veil.store.db import Conn, Hot
 from veil.store.paging import bound_clause, newest_first
-from veil.store.tables import number_claims, numbers, sessions
+from veil.store.tables import UtcDateTime, number_claims, numbers, sessions
 
 _SETTINGS_COLUMNS = [sessions.c[name] for name in SETTINGS_FIELDS]
 _BASE_FIELDS = (
@@ -285,10 +288,26 @@ def _overlap_load() -> ScalarSelect[Any]:
     return select(func.coalesce(func.sum(end - bindparam("now_s")), 0)).scalar_subquery()
 
 
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What a free-numbers statement is built for: one statement per shape."""
+
+    scoped: bool  # a subaccount's pool
+    by_country: bool  # geomatch
+    with_pair: bool  # both parties known: the pair's previous number may come first
+    keys: int
+    limit: int
+
+
 @functools.cache
-def _free_numbers_query(
-    scoped: bool, by_country: bool, with_pair: bool, keys: int, limit: int
-) -> Hot:
+def _free_numbers_query(shape: _Shape) -> Hot:
+    return Hot(_candidates(shape))
+
+
+def _candidates(shape: _Shape) -> Select[Any] | CompoundSelect[Any]:
+    """The free numbers: the first ``limit`` in id order with their loads and, given a
+    pair, the pair's previous number (``sticky``) if it is free."""
+    scoped, by_country, keys, limit = shape.scoped, shape.by_country, shape.keys, shape.limit
     # One statement per shape, with the keys and the limit written in: an expanding IN
     # or a literal_execute limit is re-rendered at every execution (measured as a tenth
     # of an allocation on PostgreSQL).
@@ -319,8 +338,8 @@ def _free_numbers_query(
         .order_by(owner, numbers.c.id)
         .limit(literal_column(str(limit), Integer))
     )
-    if not with_pair:
-        return Hot(first)
+    if not shape.with_pair:
+        return first
     # And, in the same round trip, the number of the pair's latest session if it is free.
     latest = (
         select(sessions.c.number_id)
@@ -336,7 +355,7 @@ def _free_numbers_query(
     sticky = select(
         numbers.c.id, numbers.c.e164, literal(0).label("load"), literal(1).label("sticky")
     ).where(*where, numbers.c.id == latest)
-    return Hot(union_all(sticky, select(first.subquery())))
+    return union_all(sticky, select(first.subquery()))
 
 
 # How PostgreSQL plans an allocation's statements (``Database.lock_keys``, local to its
@@ -348,8 +367,16 @@ def _free_numbers_query(
 #   without statistics (a new database, before autovacuum's first ANALYZE) the planner
 #   read a number's load by fetching all its claims and sorting them, a row per session
 #   on a number that holds them all; with statistics it walked every number's claims in
-#   time order. The composite index yields the load's order directly.
-ALLOCATION_PLANNER = {"plan_cache_mode": "force_generic_plan", "enable_sort": "off"}
+#   time order. The composite index yields the load's order directly. The one sort
+#   left, of the few candidates by rank, has no alternative and stays, at the huge
+#   estimated cost "off" gives it;
+# - no JIT compilation, which that estimate would start: it took 0.6 s per allocation,
+#   for a statement that runs in a fraction of a millisecond.
+ALLOCATION_PLANNER = {
+    "plan_cache_mode": "force_generic_plan",
+    "enable_sort": "off",
+    "jit": "off",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,7 +404,9 @@ async def free_numbers(
     conn: Conn, query: FreeNumberQuery, *, limit: int, pair: str = ""
 ) -> list[FreeNumber]:
     """The first ``limit`` free numbers in id order and, given a ``pair`` (``pair_key``),
-    the number of that pair's latest session when it is free too (``sticky``)."""
+    the number of that pair's latest session when it is free too (``sticky``): for an
+    allocation that ranks them itself (PINs that Veil generates depend on the number).
+    ``insert_on_best_number`` chooses among the same numbers in SQL."""
     rows = await conn.fetch(*free_numbers_statement(query, limit=limit, pair=pair))
     return [
         FreeNumber(row["id"], row["e164"], int(row["load"]), bool(row["sticky"])) for row in rows
@@ -388,14 +417,22 @@ def free_numbers_statement(
     query: FreeNumberQuery, *, limit: int, pair: str = ""
 ) -> tuple[Hot, dict[str, Any]]:
     """What ``free_numbers`` executes, with its parameters."""
-    statement = _free_numbers_query(
-        query.subaccount_id is not None,
-        query.country is not None,
-        bool(pair),
-        len(query.keys),
-        limit,
+    statement = _free_numbers_query(_shape_of(query, limit=limit, pair=pair))
+    return statement, _candidate_params(query, pair)
+
+
+def _shape_of(query: FreeNumberQuery, *, limit: int, pair: str) -> _Shape:
+    return _Shape(
+        scoped=query.subaccount_id is not None,
+        by_country=query.country is not None,
+        with_pair=bool(pair),
+        keys=len(query.keys),
+        limit=limit,
     )
-    params = {
+
+
+def _candidate_params(query: FreeNumberQuery, pair: str) -> dict[str, Any]:
+    return {
         **{f"key{i}": key for i, key in enumerate(query.keys)},
         "now": query.now,
         "now_s": whole_seconds(query.now),
@@ -406,7 +443,116 @@ def free_numbers_statement(
         "country": query.country,
         "pair": pair,
     }
-    return statement, params
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A session stored on a number, and whether it claimed all its keys there (False: a
+    concurrent session took one first, or the number left the pool; roll back)."""
+
+    session: Session
+    claimed: bool
+
+
+async def insert_on_best_number(
+    conn: Conn,
+    query: FreeNumberQuery,
+    values: dict[str, Any],
+    *,
+    limit: int,
+    pair: str,
+    busy_until: datetime,
+) -> Placed | None:
+    """Store a session (``values``, without its number) on the free number that
+    ``rank_numbers`` puts first among those ``free_numbers`` finds, claiming
+    ``query.keys`` on it until ``busy_until``; None when no number is free.
+
+    The choice is made in SQL, by the statement that inserts: on PostgreSQL the whole
+    allocation after the locks is one statement (one round trip); on SQLite the
+    session's INSERT and then its claims."""
+    shape = _shape_of(query, limit=limit, pair=pair)
+    row = _DEFAULTS | values
+    params = _candidate_params(query, pair) | row | {"busy_until": busy_until}
+    if conn.dialect.name == "postgresql" and query.keys:
+        found = await conn.fetch(_place_claiming(shape, tuple(row)), params)
+        if not found:
+            return None
+        return Placed(session_from_mapping(found[0]), found[0]["claimed"] == len(query.keys))
+    found = await conn.fetch(_place(shape, tuple(row)), params)
+    if not found:
+        return None
+    session = session_from_mapping(found[0])
+    assert session.number_id is not None
+    taken = await claims.claim(
+        conn,
+        number_id=session.number_id,
+        keys=query.keys,
+        session_id=session.id,
+        busy_until=busy_until,
+        now=query.now,
+    )
+    return Placed(session, taken)
+
+
+def _chosen(shape: _Shape) -> CTE:
+    """The first of the free numbers in ``veil.domain.allocator.rank_numbers``' order:
+    the pair's previous number, then the most loaded, then the lowest id."""
+    found = _candidates(shape).cte("candidates")
+    return (
+        select(found.c.id, found.c.e164)
+        .order_by(found.c.sticky.desc(), found.c.load.desc(), found.c.id)
+        .limit(literal_column("1", Integer))
+        .cte("chosen")
+    )
+
+
+def _session_on(chosen: CTE, names: tuple[str, ...]) -> Any:
+    """INSERT of a session (``names``, its parameters) on the chosen number."""
+    typed = [bindparam(n, type_=sessions.c[n].type) for n in names]
+    return (
+        insert(sessions)
+        .from_select(
+            [*names, "number_id", "virtual_number"], select(*typed, chosen.c.id, chosen.c.e164)
+        )
+        .returning(*sessions.c)
+    )
+
+
+@functools.cache
+def _place(shape: _Shape, names: tuple[str, ...]) -> Hot:
+    return Hot(_session_on(_chosen(shape), names))
+
+
+@functools.cache
+def _place_claiming(shape: _Shape, names: tuple[str, ...]) -> Hot:
+    """PostgreSQL: the choice, the session and its claims in one statement
+    (data-modifying CTEs), the claims as ``claims.claim_sql`` makes them."""
+    s = _session_on(_chosen(shape), names).cte("s")
+    keys = union_all(
+        *(select(bindparam(f"key{i}", type_=String).label("key")) for i in range(shape.keys))
+    ).subquery("k")
+    pooled = (
+        select(numbers.c.id)
+        .where(numbers.c.id == s.c.number_id, numbers.c.masking_config_id.is_(None))
+        .with_for_update(read=True, key_share=True, of=numbers)
+    )
+    new = pg_insert(number_claims).from_select(
+        ["key", "number_id", "session_id", "busy_until"],
+        select(keys.c.key, s.c.number_id, s.c.id, bindparam("busy_until", type_=UtcDateTime)).where(
+            pooled.exists()
+        ),
+    )
+    taken = (
+        new.on_conflict_do_update(
+            index_elements=[number_claims.c.key, number_claims.c.number_id],
+            set_={"session_id": new.excluded.session_id, "busy_until": new.excluded.busy_until},
+            where=number_claims.c.busy_until <= bindparam("now"),
+        )
+        .returning(number_claims.c.key)
+        .cte("c")
+    )
+    claimed = select(func.count()).select_from(taken).scalar_subquery()
+    return Hot(select(s, claimed.label("claimed")))
 
 
 def whole_seconds(moment: datetime) -> int:
