@@ -27,8 +27,10 @@ another agent. Then, one at a time (no concurrency), ``--samples`` rounds of:
 
 Times are wall (``time.perf_counter_ns``) and this process's CPU (``process_time_ns``,
 which tells a busy machine's scheduling apart from Veil's own work). ``--explain`` prints
-the plans (SQLite: EXPLAIN QUERY PLAN; PostgreSQL: EXPLAIN (ANALYZE, BUFFERS), custom
-plan) of the SELECTs of the measured allocation that read the most rows.
+the plans (SQLite: EXPLAIN QUERY PLAN; PostgreSQL: EXPLAIN (ANALYZE) of the generic plan
+the allocation's planner settings make, in a transaction rolled back;
+``tests.plans.explain``) of the statements of the measured allocation that read the most
+rows.
 
 PostgreSQL gets ANALYZE after the numbers, every 1,000 sessions of the fill and at its
 end, standing in for autovacuum (off on this CI server). ``--no-analyze`` skips it: then
@@ -377,7 +379,7 @@ def main() -> None:
     for backend in backends:
         with scratch_database(backend) as url:
             if args.explain:
-                print(f"\n## {backend}: plans of one allocation's SELECTs")
+                print(f"\n## {backend}: plans of one allocation's statements")
             results[backend] = run(
                 args.loop,
                 measure(

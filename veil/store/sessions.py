@@ -407,18 +407,11 @@ async def free_numbers(
     the number of that pair's latest session when it is free too (``sticky``): for an
     allocation that ranks them itself (PINs that Veil generates depend on the number).
     ``insert_on_best_number`` chooses among the same numbers in SQL."""
-    rows = await conn.fetch(*free_numbers_statement(query, limit=limit, pair=pair))
+    statement = _free_numbers_query(_shape_of(query, limit=limit, pair=pair))
+    rows = await conn.fetch(statement, _candidate_params(query, pair))
     return [
         FreeNumber(row["id"], row["e164"], int(row["load"]), bool(row["sticky"])) for row in rows
     ]
-
-
-def free_numbers_statement(
-    query: FreeNumberQuery, *, limit: int, pair: str = ""
-) -> tuple[Hot, dict[str, Any]]:
-    """What ``free_numbers`` executes, with its parameters."""
-    statement = _free_numbers_query(_shape_of(query, limit=limit, pair=pair))
-    return statement, _candidate_params(query, pair)
 
 
 def _shape_of(query: FreeNumberQuery, *, limit: int, pair: str) -> _Shape:
