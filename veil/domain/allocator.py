@@ -94,8 +94,8 @@ def rank_numbers(candidates: Sequence[Candidate], sticky: int | None) -> list[in
     Ties go to the lowest id, so an idle pool fills as first-fit would.
 
     The store sorts by the same three keys in SQL, in the statement that inserts the
-    session (``veil.store.sessions.insert_on_best_number``);
-    tests/service/test_pool_replay_matches.py checks that both choose alike.
+    session (``veil.store.sessions.insert_on_best_number``); tests/service/
+    test_best_number.py and test_pool_replay_matches.py check that both choose alike.
     """
     ranked = sorted(candidates, key=lambda c: (c.number_id != sticky, -c.load, c.number_id))
     return [c.number_id for c in ranked]
