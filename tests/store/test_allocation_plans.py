@@ -8,7 +8,6 @@ with its values. Both plans are read here for a small pool behind a large one.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 
@@ -17,13 +16,13 @@ from sqlalchemy import text
 
 from tests.plans import allocation_statements, explain
 from tests.servers import BACKENDS, database
+from tests.service.conftest import run_scenario
 from tests.utils import sessions_that_never_meet
 from veil.clock import FakeClock
 from veil.domain.accounts import Account
 from veil.domain.session_params import Profile, parse_create
 from veil.service import accounts, numbers
 from veil.service.context import ServiceContext
-from veil.store.db import Database
 
 AHEAD = 5000  # numbers of the large pool, all with lower ids than the small pools'
 SMALL = 20
@@ -67,25 +66,20 @@ RANK_SORT = {
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_small_pool_is_read_from_its_own_index(backend: str, tmp_path: Path) -> None:
-    async def main(url: str) -> dict[str, str]:
-        db = Database(url)
-        ctx = ServiceContext(db=db, clock=FakeClock())
-        try:
-            pools = await _pools(ctx)
-            if not db.is_sqlite:
-                async with db.read() as conn:
-                    await conn.execute(text("ANALYZE"))  # what autovacuum would have done
-            plans = {}
-            for name, owner in pools.items():
-                for geomatch in (False, True):
-                    shape = f"{name}, {'US' if geomatch else 'any country'}"
-                    plans[shape] = await _plan(ctx, owner, geomatch=geomatch)
-            return plans
-        finally:
-            await db.dispose()
+    async def scenario(ctx: ServiceContext, clock: FakeClock) -> dict[str, str]:
+        pools = await _pools(ctx)
+        if not ctx.db.is_sqlite:
+            async with ctx.db.read() as conn:
+                await conn.execute(text("ANALYZE"))  # what autovacuum would have done
+        plans = {}
+        for name, owner in pools.items():
+            for geomatch in (False, True):
+                shape = f"{name}, {'US' if geomatch else 'any country'}"
+                plans[shape] = await _plan(ctx, owner, geomatch=geomatch)
+        return plans
 
     with database(backend, tmp_path) as url:
-        plans = asyncio.run(main(url))
+        plans = run_scenario(url, scenario)
 
     assert len(plans) == 4
     for shape, plan in plans.items():
@@ -115,26 +109,20 @@ def test_a_hot_numbers_load_is_read_from_its_index(
     # ix_number_claims_number_busy. PostgreSQL's generic plan fetched all of a hot
     # number's claims and sorted them (no statistics), or walked every number's claims
     # in time order (with them), until the allocation's planner settings.
-    async def main(url: str) -> tuple[str, bool]:
-        db = Database(url)
-        clock = FakeClock()
-        ctx = ServiceContext(db=db, clock=clock)
-        try:
-            account = await accounts.create_account(ctx, name="hot")
-            await numbers.add_numbers(ctx, account, [f"+1415{7000000 + i}" for i in range(50)])
-            await sessions_that_never_meet(ctx, account, HOT)
-            jit = False
-            if not db.is_sqlite:
-                async with db.read() as conn:
-                    if analyzed:
-                        await conn.execute(text("ANALYZE"))
-                    jit = bool((await conn.execute(text("SELECT pg_jit_available()"))).scalar())
-            return await _plan(ctx, account, geomatch=False), jit
-        finally:
-            await db.dispose()
+    async def scenario(ctx: ServiceContext, clock: FakeClock) -> tuple[str, bool]:
+        account = await accounts.create_account(ctx, name="hot")
+        await numbers.add_numbers(ctx, account, [f"+1415{7000000 + i}" for i in range(50)])
+        await sessions_that_never_meet(ctx, account, HOT)
+        jit = False
+        if not ctx.db.is_sqlite:
+            async with ctx.db.read() as conn:
+                if analyzed:
+                    await conn.execute(text("ANALYZE"))
+                jit = bool((await conn.execute(text("SELECT pg_jit_available()"))).scalar())
+        return await _plan(ctx, account, geomatch=False), jit
 
     with database(backend, tmp_path) as url:
-        plan, jit = asyncio.run(main(url))
+        plan, jit = run_scenario(url, scenario)
 
     busy = "ix_number_claims_number_busy"
     if backend == "sqlite":

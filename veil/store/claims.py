@@ -14,11 +14,14 @@ from veil.store.db import Conn, Hot
 from veil.store.tables import UtcDateTime, number_claims
 
 
-def claim_sql(count: int, *, session_id: str, postgresql: bool) -> str:
+def claim_sql(
+    count: int, *, session_id: str, postgresql: bool, number_id: str = ":number_id"
+) -> str:
     """INSERT of ``count`` claims (``:key0``...) that takes over dead rows and leaves live
     ones alone, and inserts nothing once the number has left the session pool.
 
-    ``session_id`` is the SQL of the claiming session's id. On PostgreSQL the pool check
+    ``session_id`` and ``number_id`` are the SQL of the claiming session's id and of its
+    number's. On PostgreSQL the pool check
     takes a key-share lock on the number: a concurrent transaction that gives the number
     to an Infobip configuration holds the row (``SELECT ... FOR UPDATE``), so this waits
     for it and then re-checks the row it committed. SQLite runs writers one at a time.
@@ -27,8 +30,8 @@ def claim_sql(count: int, *, session_id: str, postgresql: bool) -> str:
     lock = " FOR KEY SHARE" if postgresql else ""
     return (
         "INSERT INTO number_claims (key, number_id, session_id, busy_until) "
-        f"SELECT k.key, :number_id, {session_id}, :busy_until FROM ({keys}) AS k "
-        "WHERE EXISTS (SELECT 1 FROM numbers WHERE numbers.id = :number_id "
+        f"SELECT k.key, {number_id}, {session_id}, :busy_until FROM ({keys}) AS k "
+        f"WHERE EXISTS (SELECT 1 FROM numbers WHERE numbers.id = {number_id} "
         f"AND numbers.masking_config_id IS NULL{lock}) "
         "ON CONFLICT (key, number_id) DO UPDATE "
         "SET session_id = excluded.session_id, busy_until = excluded.busy_until "

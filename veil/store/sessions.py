@@ -28,7 +28,6 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
@@ -43,7 +42,7 @@ from veil.domain.session_params import SETTINGS_FIELDS, SessionSettings
 from veil.store import claims
 from veil.store.db import Conn, Hot
 from veil.store.paging import bound_clause, newest_first
-from veil.store.tables import UtcDateTime, number_claims, numbers, sessions
+from veil.store.tables import number_claims, numbers, sessions
 
 _SETTINGS_COLUMNS = [sessions.c[name] for name in SETTINGS_FIELDS]
 _BASE_FIELDS = (
@@ -518,34 +517,19 @@ def _place(shape: _Shape, names: tuple[str, ...]) -> Hot:
 
 @functools.cache
 def _place_claiming(shape: _Shape, names: tuple[str, ...]) -> Hot:
-    """PostgreSQL: the choice, the session and its claims in one statement
-    (data-modifying CTEs), the claims as ``claims.claim_sql`` makes them."""
+    """PostgreSQL: the choice, the session and its claims (``claims.claim_sql``) in one
+    statement, of data-modifying CTEs."""
     s = _session_on(_chosen(shape), names).cte("s")
-    keys = union_all(
-        *(select(bindparam(f"key{i}", type_=String).label("key")) for i in range(shape.keys))
-    ).subquery("k")
-    pooled = (
-        select(numbers.c.id)
-        .where(numbers.c.id == s.c.number_id, numbers.c.masking_config_id.is_(None))
-        .with_for_update(read=True, key_share=True, of=numbers)
+    claiming = claims.claim_sql(
+        shape.keys,
+        session_id="(SELECT id FROM s)",
+        number_id="(SELECT number_id FROM s)",
+        postgresql=True,
     )
-    new = pg_insert(number_claims).from_select(
-        ["key", "number_id", "session_id", "busy_until"],
-        select(keys.c.key, s.c.number_id, s.c.id, bindparam("busy_until", type_=UtcDateTime)).where(
-            pooled.exists()
-        ),
-    )
-    taken = (
-        new.on_conflict_do_update(
-            index_elements=[number_claims.c.key, number_claims.c.number_id],
-            set_={"session_id": new.excluded.session_id, "busy_until": new.excluded.busy_until},
-            where=number_claims.c.busy_until <= bindparam("now"),
-        )
-        .returning(number_claims.c.key)
-        .cte("c")
-    )
+    taken = text(claiming).bindparams(*claims.CLAIM_TYPES).columns(column("key", String)).cte("c")
     claimed = select(func.count()).select_from(taken).scalar_subquery()
-    return Hot(select(s, claimed.label("claimed")))
+    # The claims' text names s: the WITH clause must list s first.
+    return Hot(select(s, claimed.label("claimed")).add_cte(s, taken))
 
 
 def whole_seconds(moment: datetime) -> int:
